@@ -1,0 +1,174 @@
+"""HTTP client for one CAN target: requests, limits and failure classification."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from exporter import __version__
+from exporter.can.models import CanError, FailureReason, Reading, parse_latest_time
+from exporter.config import PlanKey, Target
+
+# A real answer is a few hundred bytes; anything this large is not CAN talking.
+MAX_RESPONSE_BYTES = 1024 * 1024
+# httpx's pool bookkeeping grows with the connections one client holds, so a target's
+# connections are spread over several small clients (see bench/ and PERFORMANCE notes).
+_CONNECTIONS_PER_CLIENT = 5
+_USER_AGENT = f"aloudata-can-exporter/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one request gave: a reading or an error, and how long CAN took."""
+
+    reading: Reading | None
+    error: CanError | None
+    duration_seconds: float
+
+
+class CanClient:
+    """Polls the latestTime endpoint of one target, at most ``max_concurrency`` at a time."""
+
+    def __init__(self, target: Target, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.target = target
+        self._slots = asyncio.Semaphore(target.max_concurrency)
+        self._headers = {
+            "tenant-id": target.tenant_id,
+            "auth-type": target.auth_type.value,
+            "auth-value": target.auth_value.get_secret_value(),
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": _USER_AGENT,
+        }
+        self._clients = [
+            _http_client(target, connections, transport)
+            for connections in _split_connections(target.max_concurrency)
+        ]
+        self._next_client = itertools.cycle(self._clients)
+
+    def __repr__(self) -> str:
+        return f"CanClient(target={self.target.name!r}, url={self.target.url!r})"
+
+    async def poll(self, plan_key: PlanKey, plans: Sequence[str], timeout: float) -> PollResult:
+        """Ask CAN about ``plans``; never raises for CAN's or the network's failures.
+
+        The duration covers the request only, not the wait for a free slot.
+        """
+        async with self._slots:
+            started = time.perf_counter()
+            try:
+                reading = await self._fetch(plan_key, plans, timeout)
+            except CanError as error:
+                return PollResult(None, error, time.perf_counter() - started)
+            return PollResult(reading, None, time.perf_counter() - started)
+
+    async def _fetch(self, plan_key: PlanKey, plans: Sequence[str], timeout: float) -> Reading:
+        body = json.dumps({plan_key.value: list(plans)}, ensure_ascii=False).encode()
+        client = next(self._next_client)
+        try:
+            # httpx's timeout bounds each phase; the deadline bounds the whole exchange,
+            # so a server trickling bytes cannot hold a poll past its timeout.
+            async with asyncio.timeout(timeout):
+                async with client.stream(
+                    "POST", self.target.endpoint, content=body, headers=self._headers
+                ) as response:
+                    payload = await _read_capped(response)
+                    status = response.status_code
+        except TimeoutError:
+            raise CanError(FailureReason.TIMEOUT, f"no answer within {timeout:g}s") from None
+        except httpx.TimeoutException as exc:
+            raise CanError(FailureReason.TIMEOUT, _describe(exc)) from None
+        except httpx.TransportError as exc:
+            raise CanError(FailureReason.CONNECTION, _describe(exc)) from None
+        except httpx.HTTPError as exc:
+            raise CanError(FailureReason.INVALID_RESPONSE, _describe(exc)) from None
+        if status != httpx.codes.OK:
+            raise _status_error(status, payload)
+        return parse_latest_time(payload, self.target.timezone)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._clients))
+
+
+def _split_connections(total: int) -> list[int]:
+    count = math.ceil(total / _CONNECTIONS_PER_CLIENT)
+    base, extra = divmod(total, count)
+    return [base + 1 if index < extra else base for index in range(count)]
+
+
+def _http_client(
+    target: Target, connections: int, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(target.timeout),
+        # Keep-alive equal to the connections allowed: otherwise busy polls reconnect.
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        verify=_tls_verify(target),
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def _tls_verify(target: Target) -> ssl.SSLContext | bool:
+    if target.insecure_skip_verify:
+        return False
+    if target.ca_file is not None:
+        return ssl.create_default_context(cafile=str(target.ca_file))
+    return True
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise CanError(
+            FailureReason.INVALID_RESPONSE, f"response of {declared} bytes is over the limit"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise CanError(
+                FailureReason.INVALID_RESPONSE,
+                f"response is over the limit of {MAX_RESPONSE_BYTES} bytes",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status_error(status: int, payload: bytes) -> CanError:
+    error_msg, trace_id = _error_fields(payload)
+    if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        reason = FailureReason.AUTH
+    else:
+        reason = FailureReason.HTTP_STATUS
+    return CanError(reason, f"HTTP {status}", error_msg=error_msg, trace_id=trace_id)
+
+
+def _error_fields(payload: bytes) -> tuple[str | None, str | None]:
+    """CAN's errorMsg and traceId from an error body, when it is JSON."""
+    try:
+        decoded = json.loads(payload)
+    except ValueError:
+        return None, None
+    if not isinstance(decoded, dict):
+        return None, None
+    error_msg, trace_id = decoded.get("errorMsg"), decoded.get("traceId")
+    return (
+        str(error_msg)[:512] if error_msg is not None else None,
+        str(trace_id)[:128] if trace_id is not None else None,
+    )
+
+
+def _describe(exc: Exception) -> str:
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

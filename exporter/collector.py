@@ -1,0 +1,137 @@
+"""Turns the stored snapshots into metric families at scrape time.
+
+Ages (lag, refresh age) are computed against the clock when Prometheus scrapes, so they
+keep growing between polls and while CAN is unreachable. A group or plan that leaves the
+configuration leaves the store, and its series disappear with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from exporter import metrics as m
+from exporter.can.models import Reading
+from exporter.clock import Clock
+from exporter.config import ThresholdValues
+from exporter.state import REASONS, GroupSnapshot, SnapshotStore
+
+_GAUGES = (
+    m.DATA_LAG,
+    m.REFRESH_AGE,
+    m.NOT_READY,
+    m.LATEST_DATA_TIMESTAMP,
+    m.LATEST_REFRESH_TIMESTAMP,
+    m.POLL_SUCCESS,
+    m.LAST_SUCCESS_TIMESTAMP,
+    m.DATA_LAG_THRESHOLD,
+    m.REFRESH_AGE_THRESHOLD,
+    m.PLAN_DATA_LAG,
+    m.PLAN_REFRESH_AGE,
+    m.PLAN_NOT_READY,
+    m.PLAN_POLL_SUCCESS,
+)
+
+
+class CanCollector(Collector):
+    def __init__(self, store: SnapshotStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def describe(self) -> Iterable[Metric]:
+        # Registering without describe() would run a whole collect().
+        return _Families().all()
+
+    def collect(self) -> Iterable[Metric]:
+        now = self._clock.now().timestamp()
+        families = _Families()
+        for snapshot in self._store.snapshots():
+            families.add_group(snapshot, now)
+        return families.all()
+
+
+class _Families:
+    """One scrape's metric families, filled group by group."""
+
+    def __init__(self) -> None:
+        self.gauges = {
+            spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+            for spec in _GAUGES
+        }
+        self.durations = HistogramMetricFamily(
+            m.POLL_DURATION.name, m.POLL_DURATION.help, labels=m.POLL_DURATION.labels
+        )
+        self.errors = CounterMetricFamily(
+            m.POLL_ERRORS.name, m.POLL_ERRORS.help, labels=m.POLL_ERRORS.labels
+        )
+
+    def all(self) -> list[Metric]:
+        return [*self.gauges.values(), self.durations, self.errors]
+
+    def add_group(self, snapshot: GroupSnapshot, now: float) -> None:
+        group = snapshot.group
+        labels = [group.target, group.name]
+        self._add_thresholds(labels, m.DATA_LAG_THRESHOLD, group.data_lag)
+        self._add_thresholds(labels, m.REFRESH_AGE_THRESHOLD, group.refresh_age)
+        if snapshot.reading is not None:
+            for spec, value in _reading_values(snapshot.reading, now):
+                self._gauge(spec, labels, value)
+        if snapshot.poll_success is not None:
+            self._gauge(m.POLL_SUCCESS, labels, 1.0 if snapshot.poll_success else 0.0)
+        if snapshot.last_success_time is not None:
+            self._gauge(m.LAST_SUCCESS_TIMESTAMP, labels, snapshot.last_success_time.timestamp())
+        buckets = [(_le(bound), count) for bound, count in snapshot.durations.cumulative()]
+        self.durations.add_metric(labels, buckets=buckets, sum_value=snapshot.durations.total)
+        for reason, count in zip(REASONS, snapshot.errors, strict=True):
+            # Reasons that never happened stay absent, which keeps a healthy group to few series.
+            if count:
+                self.errors.add_metric([*labels, reason.value], count)
+        for plan in snapshot.plans:
+            plan_labels = [*labels, plan.plan]
+            if plan.poll_success is not None:
+                self._gauge(m.PLAN_POLL_SUCCESS, plan_labels, 1.0 if plan.poll_success else 0.0)
+            if plan.reading is not None:
+                for spec, value in _plan_values(plan.reading, now):
+                    self._gauge(spec, plan_labels, value)
+
+    def _gauge(self, spec: m.MetricSpec, labels: list[str], value: float) -> None:
+        self.gauges[spec.name].add_metric(labels, value)
+
+    def _add_thresholds(
+        self, labels: list[str], spec: m.MetricSpec, values: ThresholdValues
+    ) -> None:
+        if values.warning is not None:
+            self._gauge(spec, [*labels, "warning"], values.warning)
+        if values.critical is not None:
+            self._gauge(spec, [*labels, "critical"], values.critical)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def _reading_values(reading: Reading, now: float) -> Iterator[tuple[m.MetricSpec, float]]:
+    yield m.NOT_READY, 1.0 if reading.has_not_ready else 0.0
+    if reading.latest_data_time is not None:
+        data_time = reading.latest_data_time.timestamp()
+        yield m.LATEST_DATA_TIMESTAMP, data_time
+        yield m.DATA_LAG, now - data_time
+    if reading.latest_refresh_time is not None:
+        refresh_time = reading.latest_refresh_time.timestamp()
+        yield m.LATEST_REFRESH_TIMESTAMP, refresh_time
+        yield m.REFRESH_AGE, now - refresh_time
+
+
+def _plan_values(reading: Reading, now: float) -> Iterator[tuple[m.MetricSpec, float]]:
+    yield m.PLAN_NOT_READY, 1.0 if reading.has_not_ready else 0.0
+    if reading.latest_data_time is not None:
+        yield m.PLAN_DATA_LAG, now - reading.latest_data_time.timestamp()
+    if reading.latest_refresh_time is not None:
+        yield m.PLAN_REFRESH_AGE, now - reading.latest_refresh_time.timestamp()

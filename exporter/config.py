@@ -1,0 +1,540 @@
+"""The YAML configuration: plan groups, CAN targets and their defaults.
+
+``load_config(path)`` reads, expands ``${VAR}``, validates and resolves the file into a
+``Config`` whose groups carry every inherited setting, or raises ``ConfigError`` with one
+line per problem, each naming the key path. It does no network I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from exporter.durations import format_duration, parse_duration
+
+log = logging.getLogger(__name__)
+
+LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` holds one message per problem."""
+
+    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__("; ".join(self.problems))
+
+    def lines(self) -> list[str]:
+        suffix = f" (file={self.source})" if self.source else ""
+        return [f"config error: {problem}{suffix}" for problem in self.problems]
+
+
+# --- YAML loading --------------------------------------------------------------------------
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """Safe loader that refuses duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML safely; raise ConfigError with the position on syntax errors."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([f"{where}{reason}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"invalid YAML: {exc}"]) from None
+
+
+# --- ${VAR} expansion ----------------------------------------------------------------------
+
+_ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: Any, environ: Mapping[str, str], path: str = "") -> Any:
+    """Expand ``${VAR}`` in every string; ``$$`` stands for a literal ``$``.
+
+    Raises ConfigError naming each key path whose variable is unset.
+    """
+    problems: list[str] = []
+    expanded = _expand(value, environ, path, problems)
+    if problems:
+        raise ConfigError(problems)
+    return expanded
+
+
+def _expand(value: Any, environ: Mapping[str, str], path: str, problems: list[str]) -> Any:
+    if isinstance(value, str):
+        return _expand_string(value, environ, path, problems)
+    if isinstance(value, dict):
+        return {
+            key: _expand(item, environ, _join(path, key), problems) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_expand(item, environ, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+    return value
+
+
+def _expand_string(text: str, environ: Mapping[str, str], path: str, problems: list[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name not in environ:
+            problems.append(f"{path or '<root>'}: environment variable {name} is not set")
+            return ""
+        return environ[name]
+
+    return _ENV_REFERENCE.sub(replace, text)
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def format_location(loc: Sequence[int | str]) -> str:
+    """Turn a pydantic ``loc`` into ``groups[2].plan_ids``."""
+    text = ""
+    for part in loc:
+        text = f"{text}[{part}]" if isinstance(part, int) else _join(text, part)
+    return text or "<root>"
+
+
+# --- models of the file ----------------------------------------------------------------------
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}: write it with a unit, like 30s or 5m")
+    return parse_duration(value)
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = _duration(value)
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_positive_duration)]
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
+Plan = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ThresholdPair(_Model):
+    warning: Duration | None = None
+    critical: Duration | None = None
+
+
+class Thresholds(_Model):
+    data_lag: ThresholdPair = ThresholdPair()
+    refresh_age: ThresholdPair = ThresholdPair()
+
+
+DEFAULT_THRESHOLDS = Thresholds.model_validate(
+    {
+        "data_lag": {"warning": "26h", "critical": "50h"},
+        "refresh_age": {"warning": "25h", "critical": "49h"},
+    }
+)
+
+
+class Defaults(_Model):
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    thresholds: Thresholds = Thresholds()
+
+
+class AuthType(StrEnum):
+    UID = "UID"
+    TOKEN = "TOKEN"  # noqa: S105 - a method name, not a secret
+    ACCOUNT = "ACCOUNT"
+    APIKEY = "APIKEY"
+
+
+class AuthSettings(_Model):
+    type: AuthType
+    value: SecretStr | None = None
+    value_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AuthSettings:
+        if (self.value is None) == (self.value_file is None):
+            raise ValueError("set exactly one of value or value_file")
+        if self.value is not None and not self.value.get_secret_value():
+            raise ValueError("value must not be empty")
+        return self
+
+
+class TLSSettings(_Model):
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+
+class TargetSettings(_Model):
+    name: Name
+    url: str
+    tenant_id: Annotated[str, Field(min_length=1)]
+    auth: AuthSettings
+    timezone: str | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 8
+    timeout: Duration | None = None
+    tls: TLSSettings = TLSSettings()
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; use auth")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return url.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            load_zone(zone)
+        return zone
+
+
+class GroupSettings(_Model):
+    name: Name
+    target: Name
+    plan_ids: list[Plan] | None = None
+    plan_names: list[Plan] | None = None
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    per_plan: bool = False
+    thresholds: Thresholds = Thresholds()
+
+    @model_validator(mode="after")
+    def _one_plan_list(self) -> GroupSettings:
+        if (self.plan_ids is None) == (self.plan_names is None):
+            raise ValueError("set exactly one of plan_ids or plan_names")
+        return self
+
+
+class ConfigFile(_Model):
+    defaults: Defaults = Defaults()
+    targets: list[TargetSettings]
+    groups: list[GroupSettings] = []
+
+
+# --- the resolved configuration ---------------------------------------------------------------
+
+
+class PlanKey(StrEnum):
+    """How a group names its plans; the value is the request body's list key."""
+
+    IDS = "planIdList"
+    NAMES = "planNameList"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    url: str
+    tenant_id: str
+    auth_type: AuthType
+    auth_value: SecretStr = field(repr=False)
+    timezone: ZoneInfo | None
+    max_concurrency: int
+    timeout: float
+    ca_file: Path | None
+    insecure_skip_verify: bool
+
+    @property
+    def endpoint(self) -> str:
+        return self.url + LATEST_TIME_PATH
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdValues:
+    warning: float | None
+    critical: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    target: str
+    name: str
+    plan_key: PlanKey
+    plans: tuple[str, ...]
+    interval: float
+    timeout: float
+    per_plan: bool
+    data_lag: ThresholdValues
+    refresh_age: ThresholdValues
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.target, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    targets: Mapping[str, Target]
+    groups: tuple[Group, ...]
+    source: str | None = None
+
+    def secrets(self) -> list[str]:
+        return [t.auth_value.get_secret_value() for t in self.targets.values()]
+
+
+def load_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as UTC") from None
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration file at ``path``."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read config file: {_os_reason(exc)}"], source) from None
+    try:
+        return parse_config(text, environ, base_dir=Path(path).parent, source=source)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, source) from None
+
+
+def parse_config(
+    text: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    base_dir: Path = Path(),
+    source: str | None = None,
+) -> Config:
+    """Validate configuration text; relative ``*_file`` paths resolve against ``base_dir``."""
+    raw = parse_yaml(text)
+    if raw is None:
+        raise ConfigError(["the file is empty; it needs at least a targets list"])
+    if not isinstance(raw, dict):
+        raise ConfigError(["the top level must be a mapping with targets and groups"])
+    raw = expand_env(raw, os.environ if environ is None else environ)
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(list(_validation_problems(exc))) from None
+    return _resolve(parsed, base_dir, source)
+
+
+def _validation_problems(exc: ValidationError) -> Iterator[str]:
+    # Built from loc and msg only: `input` could carry a secret.
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error["loc"]
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        yield f"{format_location(loc)}: {message}"
+
+
+def _resolve(parsed: ConfigFile, base_dir: Path, source: str | None) -> Config:
+    problems: list[str] = []
+    targets: dict[str, Target] = {}
+    for index, target_settings in enumerate(parsed.targets):
+        where = f"targets[{index}]"
+        if target_settings.name in targets:
+            problems.append(f"{where}.name: duplicate target name {target_settings.name!r}")
+            continue
+        try:
+            targets[target_settings.name] = _resolve_target(
+                target_settings, parsed.defaults, base_dir
+            )
+        except ValueError as exc:
+            problems.append(f"{where}.{exc}")
+
+    groups: list[Group] = []
+    seen_groups: set[tuple[str, str]] = set()
+    for index, settings in enumerate(parsed.groups):
+        where = f"groups[{index}]"
+        target = targets.get(settings.target)
+        if target is None:
+            if not any(t.name == settings.target for t in parsed.targets):
+                problems.append(f"{where}.target: unknown target {settings.target!r}")
+            continue
+        if (settings.target, settings.name) in seen_groups:
+            problems.append(
+                f"{where}.name: duplicate group {settings.name!r} for target {settings.target!r}"
+            )
+            continue
+        seen_groups.add((settings.target, settings.name))
+        problems.extend(_check_group(settings, where))
+        group = _resolve_group(settings, target, parsed.defaults)
+        if group.interval < group.timeout:
+            problems.append(
+                f"{where}.interval: {format_duration(group.interval)} is shorter than the "
+                f"timeout {format_duration(group.timeout)}"
+            )
+        groups.append(group)
+    if problems:
+        raise ConfigError(problems)
+    _warn_suspicious(groups)
+    return Config(targets=targets, groups=tuple(groups), source=source)
+
+
+def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path) -> Target:
+    return Target(
+        name=settings.name,
+        url=settings.url,
+        tenant_id=settings.tenant_id,
+        auth_type=settings.auth.type,
+        auth_value=_read_auth_value(settings.auth, base_dir),
+        timezone=load_zone(settings.timezone) if settings.timezone else None,
+        max_concurrency=settings.max_concurrency,
+        timeout=settings.timeout or defaults.timeout,
+        ca_file=_resolve_path(settings.tls.ca_file, base_dir, "tls.ca_file"),
+        insecure_skip_verify=settings.tls.insecure_skip_verify,
+    )
+
+
+def _read_auth_value(auth: AuthSettings, base_dir: Path) -> SecretStr:
+    if auth.value is not None:
+        return auth.value
+    assert auth.value_file is not None  # guaranteed by AuthSettings
+    path = base_dir / auth.value_file
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"auth.value_file: cannot read {path}: {_os_reason(exc)}") from None
+    if not value:
+        raise ValueError(f"auth.value_file: {path} is empty")
+    return SecretStr(value)
+
+
+def _resolve_path(path: Path | None, base_dir: Path, key: str) -> Path | None:
+    if path is None:
+        return None
+    resolved = base_dir / path
+    if not resolved.is_file():
+        raise ValueError(f"{key}: no such file {resolved}")
+    return resolved
+
+
+def _check_group(settings: GroupSettings, where: str) -> Iterator[str]:
+    key = "plan_ids" if settings.plan_ids is not None else "plan_names"
+    plans = settings.plan_ids if settings.plan_ids is not None else settings.plan_names or []
+    if not plans:
+        yield f"{where}.{key}: must not be empty"
+    seen: set[str] = set()
+    for position, plan in enumerate(plans):
+        if plan in seen:
+            yield f"{where}.{key}[{position}]: duplicate plan {plan!r}"
+        seen.add(plan)
+
+
+def _resolve_group(settings: GroupSettings, target: Target, defaults: Defaults) -> Group:
+    if settings.plan_ids is not None:
+        plan_key, plans = PlanKey.IDS, settings.plan_ids
+    else:
+        plan_key, plans = PlanKey.NAMES, settings.plan_names or []
+    return Group(
+        target=target.name,
+        name=settings.name,
+        plan_key=plan_key,
+        plans=tuple(plans),
+        interval=settings.interval or defaults.interval,
+        timeout=settings.timeout or target.timeout,
+        per_plan=settings.per_plan,
+        data_lag=_merge_thresholds(
+            settings.thresholds.data_lag,
+            defaults.thresholds.data_lag,
+            DEFAULT_THRESHOLDS.data_lag,
+        ),
+        refresh_age=_merge_thresholds(
+            settings.thresholds.refresh_age,
+            defaults.thresholds.refresh_age,
+            DEFAULT_THRESHOLDS.refresh_age,
+        ),
+    )
+
+
+def _merge_thresholds(*layers: ThresholdPair) -> ThresholdValues:
+    """The first layer that sets a severity wins: group, then defaults, then built-in."""
+
+    def first(severity: Literal["warning", "critical"]) -> float | None:
+        return next(
+            (getattr(layer, severity) for layer in layers if getattr(layer, severity) is not None),
+            None,
+        )
+
+    return ThresholdValues(warning=first("warning"), critical=first("critical"))
+
+
+def _warn_suspicious(groups: Sequence[Group]) -> None:
+    if not groups:
+        log.warning("no groups configured; the exporter will only export its own metrics")
+    owners: dict[tuple[str, PlanKey, str], str] = {}
+    for group in groups:
+        for plan in group.plans:
+            first = owners.setdefault((group.target, group.plan_key, plan), group.name)
+            if first != group.name:
+                log.warning(
+                    "plan is listed in more than one group",
+                    extra={"target": group.target, "plan": plan, "groups": f"{first},{group.name}"},
+                )
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__

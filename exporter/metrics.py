@@ -1,0 +1,129 @@
+"""Every metric the exporter publishes: names, HELP texts and labels, in one place.
+
+The names and labels are a public contract: users' alert rules and dashboards use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from exporter import __version__
+
+GROUP_LABELS = ("target", "group")
+PLAN_LABELS = ("target", "group", "plan")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+_FROM_LAST_POLL = "from the last successful poll"
+
+DATA_LAG = MetricSpec(
+    "aloudata_can_data_lag_seconds",
+    f"Seconds from CAN's latestDateTime (the oldest data time over the group's plans, {_FROM_LAST_POLL}) to now; computed at scrape time.",  # noqa: E501
+    GROUP_LABELS,
+)
+REFRESH_AGE = MetricSpec(
+    "aloudata_can_refresh_age_seconds",
+    f"Seconds from CAN's latestRefreshTime (the latest refresh task end, {_FROM_LAST_POLL}) to now; computed at scrape time.",  # noqa: E501
+    GROUP_LABELS,
+)
+NOT_READY = MetricSpec(
+    "aloudata_can_not_ready",
+    f"1 when CAN's hasNotReady is true {_FROM_LAST_POLL}: a materialized table was never refreshed or has empty partitions.",  # noqa: E501
+    GROUP_LABELS,
+)
+LATEST_DATA_TIMESTAMP = MetricSpec(
+    "aloudata_can_latest_data_timestamp_seconds",
+    f"CAN's latestDateTime {_FROM_LAST_POLL}, as a Unix timestamp.",
+    GROUP_LABELS,
+)
+LATEST_REFRESH_TIMESTAMP = MetricSpec(
+    "aloudata_can_latest_refresh_timestamp_seconds",
+    f"CAN's latestRefreshTime {_FROM_LAST_POLL}, as a Unix timestamp.",
+    GROUP_LABELS,
+)
+POLL_SUCCESS = MetricSpec(
+    "aloudata_can_poll_success",
+    "1 when the last poll of the group gave a valid reading, else 0.",
+    GROUP_LABELS,
+)
+LAST_SUCCESS_TIMESTAMP = MetricSpec(
+    "aloudata_can_last_success_timestamp_seconds",
+    "Unix time of the group's last successful poll.",
+    GROUP_LABELS,
+)
+POLL_DURATION = MetricSpec(
+    "aloudata_can_poll_duration_seconds",
+    "Duration of the group's requests to CAN, without the wait for a free connection slot.",
+    GROUP_LABELS,
+)
+POLL_ERRORS = MetricSpec(
+    "aloudata_can_poll_errors",  # exposed as aloudata_can_poll_errors_total
+    "Failed polls of the group, by reason.",
+    (*GROUP_LABELS, "reason"),
+)
+DATA_LAG_THRESHOLD = MetricSpec(
+    "aloudata_can_data_lag_threshold_seconds",
+    "The group's configured data lag threshold, by severity.",
+    (*GROUP_LABELS, "severity"),
+)
+REFRESH_AGE_THRESHOLD = MetricSpec(
+    "aloudata_can_refresh_age_threshold_seconds",
+    "The group's configured refresh age threshold, by severity.",
+    (*GROUP_LABELS, "severity"),
+)
+PLAN_DATA_LAG = MetricSpec(
+    "aloudata_can_plan_data_lag_seconds",
+    f"Seconds from the plan's latestDateTime ({_FROM_LAST_POLL} of the plan alone) to now; computed at scrape time.",  # noqa: E501
+    PLAN_LABELS,
+)
+PLAN_REFRESH_AGE = MetricSpec(
+    "aloudata_can_plan_refresh_age_seconds",
+    f"Seconds from the plan's latestRefreshTime ({_FROM_LAST_POLL} of the plan alone) to now; computed at scrape time.",  # noqa: E501
+    PLAN_LABELS,
+)
+PLAN_NOT_READY = MetricSpec(
+    "aloudata_can_plan_not_ready",
+    f"1 when CAN's hasNotReady is true for the plan alone, {_FROM_LAST_POLL}.",
+    PLAN_LABELS,
+)
+PLAN_POLL_SUCCESS = MetricSpec(
+    "aloudata_can_plan_poll_success",
+    "1 when the last poll of the plan alone gave a valid reading, else 0.",
+    PLAN_LABELS,
+)
+
+
+class ExporterMetrics:
+    """The exporter's own gauges: build info and config reload state."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        build_info = Gauge(
+            "aloudata_can_exporter_build_info",
+            "A metric with a constant 1 labelled by the exporter's version.",
+            ["version"],
+            registry=registry,
+        )
+        build_info.labels(version=__version__).set(1)
+        self.reload_successful = Gauge(
+            "aloudata_can_exporter_config_last_reload_successful",
+            "1 when the last configuration load succeeded, else 0.",
+            registry=registry,
+        )
+        self.reload_success_timestamp = Gauge(
+            "aloudata_can_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load.",
+            registry=registry,
+        )
+
+    def config_loaded(self, success: bool, at_timestamp: float) -> None:
+        self.reload_successful.set(1 if success else 0)
+        if success:
+            self.reload_success_timestamp.set(at_timestamp)

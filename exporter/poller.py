@@ -1,0 +1,280 @@
+"""Scheduled polling: one APScheduler job per plan group, poll -> parse -> store.
+
+Each group's job runs on its own interval, at most one run at a time, with missed runs
+coalesced. Groups are spread over their interval by a stable hash so a thousand groups
+with the same interval do not all hit CAN in the same second, and every group is polled
+once right at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.can.client import CanClient, PollResult
+from exporter.can.models import CanError, Reading
+from exporter.clock import Clock
+from exporter.config import Config, Group, Target
+from exporter.state import GroupKey, GroupSnapshot, SnapshotStore, next_snapshot
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[Target], CanClient]
+# How far a CAN time may be ahead of ours before it is reported as skew.
+_FUTURE_TOLERANCE = timedelta(minutes=1)
+_MAX_JITTER_SECONDS = 5.0
+
+
+class Poller:
+    def __init__(
+        self,
+        store: SnapshotStore,
+        clock: Clock,
+        client_factory: ClientFactory = CanClient,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._client_factory = client_factory
+        self._clients: dict[str, CanClient] = {}
+        self._targets: dict[str, Target] = {}
+        self._groups: dict[GroupKey, Group] = {}
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._in_flight: set[asyncio.Task[object]] = set()
+        self._retired: set[asyncio.Task[None]] = set()
+        self._awaiting_first_poll: set[GroupKey] = set()
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        """True once every group of the first configuration has been polled (latched)."""
+        return self._ready
+
+    def apply(self, config: Config) -> None:
+        """Make the jobs, clients and snapshots match ``config`` (first load and reloads)."""
+        running = self._scheduler.running
+        if running:
+            # One wake-up for the whole batch instead of one per added job.
+            self._scheduler.pause()
+        changed_targets = self._apply_targets(config.targets)
+        wanted = {group.key: group for group in config.groups}
+        for key in self._groups.keys() - wanted.keys():
+            self._remove_group(key)
+        for key, group in wanted.items():
+            previous = self._groups.get(key)
+            if previous is None:
+                self._add_group(group)
+            elif previous != group or group.target in changed_targets:
+                self._change_group(previous, group)
+        if not self._ready and not running:
+            self._awaiting_first_poll = set(wanted)
+            self._ready = not wanted
+        if running:
+            self._scheduler.resume()
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Stop scheduling, let polls in flight finish (bounded), close the clients."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        pending = self._in_flight | self._retired
+        if pending:
+            _, still_running = await asyncio.wait(pending, timeout=grace_seconds)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*still_running, return_exceptions=True)
+        await asyncio.gather(*(client.aclose() for client in self._clients.values()))
+        self._clients.clear()
+
+    async def poll_once(self, config: Config) -> list[GroupSnapshot]:
+        """Poll every group of ``config`` once, without the scheduler (for ``--once``)."""
+        self.apply(config)
+        await asyncio.gather(*(self.poll_group(key) for key in self._groups))
+        return [snapshot for key in self._groups if (snapshot := self._store.get(key))]
+
+    async def poll_group(self, key: GroupKey) -> None:
+        group = self._groups.get(key)
+        client = self._clients.get(key[0])
+        if group is None or client is None:
+            return  # removed by a reload while the run was queued
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            result, plan_results = await _poll(client, group)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+        if self._groups.get(key) != group:
+            return  # changed by a reload while the request was out: the result is stale
+        previous = self._store.get(key) or GroupSnapshot(group)
+        now = self._clock.now()
+        self._store.put(next_snapshot(previous, result, now, plan_results))
+        _log_outcome(group, previous, result, plan_results, now)
+        self._mark_polled(key)
+
+    def _apply_targets(self, targets: Mapping[str, Target]) -> set[str]:
+        changed: set[str] = set()
+        for name in self._targets.keys() - targets.keys():
+            self._retire_client(name)
+            changed.add(name)
+        for name, target in targets.items():
+            if self._targets.get(name) != target:
+                if name in self._targets:
+                    self._retire_client(name)
+                self._clients[name] = self._client_factory(target)
+                changed.add(name)
+        self._targets = dict(targets)
+        return changed
+
+    def _retire_client(self, name: str) -> None:
+        client = self._clients.pop(name, None)
+        if client is not None:
+            # Requests in flight still hold it; close it once they have had their timeout.
+            task = asyncio.get_running_loop().create_task(
+                _close_later(client, client.target.timeout)
+            )
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+
+    def _add_group(self, group: Group) -> None:
+        self._groups[group.key] = group
+        self._store.put(GroupSnapshot(group))
+        self._schedule(group)
+
+    def _change_group(self, previous: Group, group: Group) -> None:
+        self._groups[group.key] = group
+        snapshot = self._store.get(group.key) or GroupSnapshot(group)
+        same_plans = (previous.plan_key, previous.plans, previous.per_plan) == (
+            group.plan_key,
+            group.plans,
+            group.per_plan,
+        )
+        # A reading of other plans says nothing about the new ones.
+        self._store.put(replace(snapshot, group=group) if same_plans else GroupSnapshot(group))
+        self._scheduler.remove_job(_job_id(group.key))
+        self._schedule(group)
+
+    def _remove_group(self, key: GroupKey) -> None:
+        del self._groups[key]
+        self._store.remove(key)
+        self._awaiting_first_poll.discard(key)
+        self._scheduler.remove_job(_job_id(key))
+
+    def _schedule(self, group: Group) -> None:
+        now = self._clock.now()
+        # APScheduler aligns runs to start_date + k * interval: a per-group start spreads them.
+        offset = _spread_fraction(group.key) * group.interval
+        self._scheduler.add_job(
+            self.poll_group,
+            IntervalTrigger(
+                seconds=group.interval,
+                start_date=now + timedelta(seconds=offset),
+                jitter=min(group.interval * 0.05, _MAX_JITTER_SECONDS),
+                timezone=UTC,
+            ),
+            args=[group.key],
+            id=_job_id(group.key),
+            name=f"poll {group.target}/{group.name}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(group.interval)),
+            next_run_time=now,
+        )
+
+    def _mark_polled(self, key: GroupKey) -> None:
+        if self._ready:
+            return
+        self._awaiting_first_poll.discard(key)
+        if not self._awaiting_first_poll:
+            self._ready = True
+            log.info("every group has been polled once; ready")
+
+
+async def _poll(client: CanClient, group: Group) -> tuple[PollResult, dict[str, PollResult] | None]:
+    if not group.per_plan:
+        return await client.poll(group.plan_key, group.plans, group.timeout), None
+    results = await asyncio.gather(
+        client.poll(group.plan_key, group.plans, group.timeout),
+        *(client.poll(group.plan_key, [plan], group.timeout) for plan in group.plans),
+    )
+    return results[0], dict(zip(group.plans, results[1:], strict=True))
+
+
+async def _close_later(client: CanClient, delay: float) -> None:
+    try:
+        await asyncio.sleep(delay)
+    finally:
+        await client.aclose()
+
+
+def _job_id(key: GroupKey) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+def _spread_fraction(key: GroupKey) -> float:
+    """A stable number in [0, 1) for the group, the same on every start."""
+    return zlib.crc32(_job_id(key).encode()) / 2**32
+
+
+def _log_outcome(
+    group: Group,
+    previous: GroupSnapshot,
+    result: PollResult,
+    plan_results: Mapping[str, PollResult] | None,
+    now: datetime,
+) -> None:
+    """Log on state changes only, so a failing CAN does not flood the log."""
+    fields: dict[str, object] = {"target": group.target, "group": group.name}
+    if result.error is not None:
+        repeated = previous.last_reason == result.error.reason
+        level = logging.DEBUG if repeated else logging.WARNING
+        log.log(level, "poll failed", extra={**fields, **_error_fields(result.error)})
+    elif previous.poll_success is False:
+        log.info("poll recovered", extra=fields)
+    if result.reading is not None:
+        _warn_future_times(fields, result.reading, previous.reading, now)
+    for plan, plan_result in (plan_results or {}).items():
+        before = next((p for p in previous.plans if p.plan == plan), None)
+        if plan_result.error is not None and (before is None or before.poll_success is not False):
+            log.warning(
+                "plan poll failed",
+                extra={**fields, "plan": plan, **_error_fields(plan_result.error)},
+            )
+
+
+def _warn_future_times(
+    fields: Mapping[str, object], reading: Reading, previous: Reading | None, now: datetime
+) -> None:
+    for can_field, attribute in (
+        ("latestDateTime", "latest_data_time"),
+        ("latestRefreshTime", "latest_refresh_time"),
+    ):
+        moment: datetime | None = getattr(reading, attribute)
+        before: datetime | None = getattr(previous, attribute) if previous else None
+        if moment is not None and _in_future(moment, now) and not _in_future(before, now):
+            log.warning(
+                "CAN time is in the future: check the target's timezone or clock skew",
+                extra={**fields, "field": can_field, "value": moment.isoformat()},
+            )
+
+
+def _error_fields(error: CanError) -> dict[str, object]:
+    return {
+        "reason": error.reason.value,
+        "error": error.message,
+        "error_msg": error.error_msg,
+        "trace_id": error.trace_id,
+    }
+
+
+def _in_future(moment: datetime | None, now: datetime) -> bool:
+    return moment is not None and moment - now > _FUTURE_TOLERANCE

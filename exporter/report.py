@@ -1,0 +1,73 @@
+"""Human-readable views of the snapshots: the ``--once`` table and landing-page cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from exporter.durations import format_duration
+from exporter.state import GroupSnapshot
+
+_COLUMNS = (
+    "TARGET",
+    "GROUP",
+    "STATUS",
+    "DATA TIME (UTC)",
+    "DATA LAG",
+    "REFRESH TIME (UTC)",
+    "REFRESH AGE",
+    "NOT READY",
+    "DURATION",
+)
+
+
+def describe_status(snapshot: GroupSnapshot) -> str:
+    if snapshot.poll_success is None:
+        return "pending"
+    if snapshot.poll_success:
+        return "ok"
+    return f"failed: {snapshot.last_reason}" if snapshot.last_reason else "failed"
+
+
+def format_age(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = round((now - moment).total_seconds())
+    if seconds < 0:
+        return f"{format_duration(-seconds)} ahead"
+    return format_duration(seconds)
+
+
+def format_time(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def table_rows(snapshot: GroupSnapshot, now: datetime) -> list[str]:
+    reading = snapshot.reading
+    group = snapshot.group
+    durations = snapshot.durations
+    return [
+        group.target,
+        group.name,
+        describe_status(snapshot),
+        format_time(reading.latest_data_time if reading else None),
+        format_age(reading.latest_data_time if reading else None, now),
+        format_time(reading.latest_refresh_time if reading else None),
+        format_age(reading.latest_refresh_time if reading else None, now),
+        ("yes" if reading.has_not_ready else "no") if reading else "-",
+        f"{durations.total / durations.count:.3f}s" if durations.count else "-",
+    ]
+
+
+def render_table(snapshots: Sequence[GroupSnapshot], now: datetime) -> str:
+    """A fixed-width table, one group a row, then one line per failure with CAN's details."""
+    rows = [list(_COLUMNS), *(table_rows(snapshot, now) for snapshot in snapshots)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for snapshot in snapshots:
+        if snapshot.last_error:
+            lines.append(f"{snapshot.group.target}/{snapshot.group.name}: {snapshot.last_error}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,139 @@
+"""What the exporter knows about each group, as immutable snapshots.
+
+The poller computes a new ``GroupSnapshot`` from the previous one and a poll's results with
+the pure ``next_snapshot`` and stores it in one assignment; the collector reads snapshots
+at scrape time from another thread without locks.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from exporter.can.client import PollResult
+from exporter.can.models import FailureReason, Reading
+from exporter.config import Group
+
+# Upper bounds of the poll-duration histogram; CAN usually answers in tens of milliseconds.
+DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REASONS: tuple[FailureReason, ...] = tuple(FailureReason)
+
+GroupKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DurationHistogram:
+    """Per-bucket (not cumulative) counts; the last slot counts what is above every bound."""
+
+    counts: tuple[int, ...] = (0,) * (len(DURATION_BUCKETS) + 1)
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> DurationHistogram:
+        slot = bisect.bisect_left(DURATION_BUCKETS, seconds)
+        counts = list(self.counts)
+        counts[slot] += 1
+        return DurationHistogram(tuple(counts), self.total + seconds)
+
+    def cumulative(self) -> Iterator[tuple[float, int]]:
+        running = 0
+        for bound, count in zip((*DURATION_BUCKETS, float("inf")), self.counts, strict=True):
+            running += count
+            yield bound, running
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSnapshot:
+    plan: str
+    reading: Reading | None = None
+    poll_success: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSnapshot:
+    group: Group
+    reading: Reading | None = None
+    poll_success: bool | None = None
+    last_poll_time: datetime | None = None
+    last_success_time: datetime | None = None
+    last_reason: FailureReason | None = None
+    last_error: str | None = None
+    errors: tuple[int, ...] = (0,) * len(REASONS)
+    durations: DurationHistogram = DurationHistogram()
+    plans: tuple[PlanSnapshot, ...] = ()
+
+    @property
+    def polled(self) -> bool:
+        return self.poll_success is not None
+
+    def error_count(self, reason: FailureReason) -> int:
+        return self.errors[REASONS.index(reason)]
+
+
+def next_snapshot(
+    previous: GroupSnapshot,
+    result: PollResult,
+    now: datetime,
+    plan_results: Mapping[str, PollResult] | None = None,
+) -> GroupSnapshot:
+    """The snapshot after a poll: a failure keeps the last good reading."""
+    errors = previous.errors
+    if result.error is not None:
+        slot = REASONS.index(result.error.reason)
+        errors = (*errors[:slot], errors[slot] + 1, *errors[slot + 1 :])
+    succeeded = result.reading is not None
+    return replace(
+        previous,
+        reading=result.reading if succeeded else previous.reading,
+        poll_success=succeeded,
+        last_poll_time=now,
+        last_success_time=now if succeeded else previous.last_success_time,
+        last_reason=result.error.reason if result.error is not None else None,
+        last_error=result.error.describe() if result.error is not None else None,
+        errors=errors,
+        durations=previous.durations.observe(result.duration_seconds),
+        plans=_next_plans(previous.plans, plan_results) if plan_results is not None else (),
+    )
+
+
+def _next_plans(
+    previous: tuple[PlanSnapshot, ...], results: Mapping[str, PollResult]
+) -> tuple[PlanSnapshot, ...]:
+    before = {plan.plan: plan for plan in previous}
+    plans = []
+    for plan, result in results.items():
+        last = before.get(plan, PlanSnapshot(plan))
+        reading = result.reading if result.reading is not None else last.reading
+        plans.append(PlanSnapshot(plan, reading, result.reading is not None))
+    return tuple(plans)
+
+
+class SnapshotStore:
+    """The current snapshot of every configured group, keyed by (target, group)."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[GroupKey, GroupSnapshot] = {}
+
+    def get(self, key: GroupKey) -> GroupSnapshot | None:
+        return self._snapshots.get(key)
+
+    def put(self, snapshot: GroupSnapshot) -> None:
+        self._snapshots[snapshot.group.key] = snapshot
+
+    def remove(self, key: GroupKey) -> None:
+        self._snapshots.pop(key, None)
+
+    def snapshots(self) -> list[GroupSnapshot]:
+        """A copy, safe to iterate while the poller stores new snapshots."""
+        return list(self._snapshots.values())
+
+    def keys(self) -> set[GroupKey]:
+        return set(self._snapshots)
+
+    def __len__(self) -> int:
+        return len(self._snapshots)
