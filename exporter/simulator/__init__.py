@@ -1,0 +1,31 @@
+"""A fake Aloudata CAN server driven by scenario files, for demos and integration tests."""
+
+from exporter.simulator.scenario import (
+    DEMO_SCENARIO_PATH,
+    Scenario,
+    ScenarioError,
+    SimulatedReply,
+    compute_reply,
+    load_scenario,
+)
+from exporter.simulator.server import (
+    HEALTH_PATH,
+    LATEST_TIME_PATH,
+    RunningSimulator,
+    create_app,
+    start_simulator,
+)
+
+__all__ = [
+    "DEMO_SCENARIO_PATH",
+    "HEALTH_PATH",
+    "LATEST_TIME_PATH",
+    "RunningSimulator",
+    "Scenario",
+    "ScenarioError",
+    "SimulatedReply",
+    "compute_reply",
+    "create_app",
+    "load_scenario",
+    "start_simulator",
+]

@@ -1,0 +1,5 @@
+"""Allow `python -m exporter.simulator`."""
+
+from exporter.simulator.cli import main
+
+raise SystemExit(main())

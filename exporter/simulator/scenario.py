@@ -1,0 +1,459 @@
+"""Scenario files for the CAN simulator, and the pure computation of its replies.
+
+Nothing here touches the network or the clock: the server passes in the request, the current
+time and a trace ID, and gets back the status, body and delay to answer with.
+"""
+
+import dataclasses
+import hmac
+import json
+import re
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+try:
+    from yaml import CSafeLoader as _BaseSafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _BaseSafeLoader  # type: ignore[assignment]
+
+DEMO_SCENARIO_PATH = Path(__file__).parent / "scenarios" / "demo.yml"
+CAN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+PLAN_NOT_FOUND_MESSAGE = "Acceleration plan does not exist"
+
+_JSON = "application/json"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_DURATION_RE = re.compile(
+    r"(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?(?:(?P<ms>\d+)ms)?"
+)
+_DURATION_UNITS = {
+    "w": timedelta(weeks=1),
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+    "ms": timedelta(milliseconds=1),
+}
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --- durations -------------------------------------------------------------------------------
+
+
+def _parse_duration(text: str) -> timedelta:
+    """Parse a Prometheus-style duration such as `90s`, `1h30m` or `0s`."""
+    match = _DURATION_RE.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(text)
+    return sum(
+        (_DURATION_UNITS[unit] * int(count) for unit, count in match.groupdict().items() if count),
+        timedelta(0),
+    )
+
+
+def _to_duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise PydanticCustomError("duration", "must not be negative")
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("duration", "must be a duration string such as 30s, 5m or 1h30m")
+    try:
+        return _parse_duration(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "duration", "invalid duration {duration}", {"duration": repr(value)}
+        ) from None
+
+
+def _require_positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise PydanticCustomError("duration", "must be longer than 0s")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
+PositiveDuration = Annotated[
+    timedelta, BeforeValidator(_to_duration), AfterValidator(_require_positive)
+]
+
+
+# --- scenario models -------------------------------------------------------------------------
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class AuthType(StrEnum):
+    UID = "UID"
+    TOKEN = "TOKEN"  # noqa: S105 - the name of an auth method
+    ACCOUNT = "ACCOUNT"
+    APIKEY = "APIKEY"
+
+
+class Granularity(StrEnum):
+    DAY = "day"
+    HOUR = "hour"
+    SECOND = "second"
+
+
+class Auth(BaseModel):
+    model_config = _MODEL_CONFIG
+
+    type: AuthType
+    value: SecretStr = Field(min_length=1)
+
+
+class Faults(BaseModel):
+    model_config = _MODEL_CONFIG
+
+    latency: Duration = timedelta(0)
+    http_status: int | None = Field(default=None, ge=400, le=599)
+    malformed_json: bool = False
+    api_error: str | None = Field(default=None, min_length=1)
+
+
+class Plan(BaseModel):
+    model_config = _MODEL_CONFIG
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    data_delay: Duration = timedelta(days=1)
+    data_granularity: Granularity = Granularity.DAY
+    refresh_every: PositiveDuration = timedelta(hours=1)
+    refresh_offset: Duration = timedelta(0)
+    not_ready: bool = False
+    never_refreshed: bool = False
+    stalled_for: Duration = timedelta(0)
+    faults: Faults = Field(default_factory=Faults)
+
+
+class Scenario(BaseModel):
+    model_config = _MODEL_CONFIG
+
+    tenant_id: str = Field(min_length=1)
+    auth: Auth
+    timezone: str
+    plans: tuple[Plan, ...]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "unknown time zone {zone}", {"zone": repr(value)}
+            ) from None
+        return value
+
+    @field_validator("plans")
+    @classmethod
+    def _some_plans(cls, plans: tuple[Plan, ...]) -> tuple[Plan, ...]:
+        # Not `min_length`: on a tuple it also fires, confusingly, when an item fails to validate.
+        if not plans:
+            raise PydanticCustomError("no_plans", "must list at least one plan")
+        return plans
+
+    @model_validator(mode="after")
+    def _unique_plans(self) -> Self:
+        for field in ("id", "name"):
+            first_index: dict[str, int] = {}
+            for index, plan in enumerate(self.plans):
+                key = getattr(plan, field)
+                if key in first_index:
+                    raise PydanticCustomError(
+                        "duplicate_plan",
+                        "plans[{index}].{field}: duplicate plan {field} {key} "
+                        "(first at plans[{first}])",
+                        {
+                            "index": index,
+                            "field": field,
+                            "key": repr(key),
+                            "first": first_index[key],
+                        },
+                    )
+                first_index[key] = index
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(_BaseSafeLoader):
+    """Safe loader that rejects duplicate mapping keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Hashable] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a scenario file, raising `ScenarioError` with one line per problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"cannot read file: {_reason(exc)} (file={path})"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ScenarioError([f"invalid YAML: {_yaml_problem(exc)} (file={path})"]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError([f"top level: must be a mapping of keys (file={path})"])
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError([f"{line} (file={path})" for line in _problem_lines(exc)]) from None
+
+
+def _reason(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} at line {mark.line + 1} column {mark.column + 1}"
+    return type(exc).__name__
+
+
+def _problem_lines(exc: ValidationError) -> Iterator[str]:
+    # Only `loc` and `msg`: pydantic's `input` and str(exc) could echo the auth value.
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        path = _dotted_path(error["loc"])
+        yield f"{path}: {error['msg']}" if path else error["msg"]
+
+
+def _dotted_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+# --- plan times ------------------------------------------------------------------------------
+# All plan times are wall-clock times in the scenario zone, because that is what CAN renders.
+# A stalled plan computes them as if it were still `stalled_for` ago.
+
+
+def plan_data_time(plan: Plan, local_now: datetime) -> datetime | None:
+    """The plan's latest data time: `data_delay` before now, floored to its granularity."""
+    if plan.never_refreshed:
+        return None
+    data_time = local_now - plan.stalled_for - plan.data_delay
+    if plan.data_granularity is Granularity.DAY:
+        return data_time.replace(hour=0, minute=0, second=0, microsecond=0)
+    if plan.data_granularity is Granularity.HOUR:
+        return data_time.replace(minute=0, second=0, microsecond=0)
+    return data_time.replace(microsecond=0)
+
+
+def plan_refresh_time(plan: Plan, local_now: datetime) -> datetime | None:
+    """The end of the plan's last refresh at or before now.
+
+    Refreshes start every `refresh_every` counted from the Unix epoch in local wall time (so an
+    hourly plan starts on the hour and a daily one at local midnight) and end `refresh_offset`
+    later.
+    """
+    if plan.never_refreshed:
+        return None
+    epoch = datetime(1970, 1, 1, tzinfo=local_now.tzinfo)
+    plan_now = local_now.replace(microsecond=0) - plan.stalled_for
+    since_epoch = plan_now - plan.refresh_offset - epoch
+    last_start = epoch + since_epoch // plan.refresh_every * plan.refresh_every
+    return last_start + plan.refresh_offset
+
+
+# --- replies ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimulatedReply:
+    """What the server should answer, after waiting `delay`."""
+
+    status: int
+    body: bytes
+    content_type: str = _JSON
+    delay: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class _Selection:
+    by_name: bool
+    keys: tuple[str, ...]
+
+
+def compute_reply(
+    scenario: Scenario,
+    *,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    trace_id: str,
+) -> SimulatedReply:
+    """Answer one latestTime request the way CAN would at `now` (an aware datetime)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    if not _is_authorized(scenario, headers):
+        return _error_reply(401, "401", "authentication failed", trace_id)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return _error_reply(400, "400", "request body is not valid JSON", trace_id)
+    selection = _parse_selection(payload)
+    if isinstance(selection, str):
+        return _error_reply(200, "400", selection, trace_id)
+
+    requested = [_find_plan(scenario, selection, key) for key in selection.keys]
+    known = [plan for plan in requested if plan is not None]
+    # Faults stand for trouble in front of the plan lookup (gateway, overload), so they win.
+    reply = _fault_reply(known, scenario, now, trace_id)
+    if reply is None:
+        reply = (
+            _plan_not_found_reply(trace_id)
+            if len(known) < len(requested)
+            else _success_reply(known, scenario, now, trace_id)
+        )
+    latency = max((plan.faults.latency for plan in known), default=timedelta(0))
+    return dataclasses.replace(reply, delay=latency)
+
+
+def _is_authorized(scenario: Scenario, headers: Mapping[str, str]) -> bool:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    expected_value = scenario.auth.value.get_secret_value().encode()
+    return (
+        lowered.get("tenant-id") == scenario.tenant_id
+        and lowered.get("auth-type") == scenario.auth.type.value
+        and hmac.compare_digest(lowered.get("auth-value", "").encode(), expected_value)
+    )
+
+
+def _parse_selection(payload: object) -> _Selection | str:
+    """The requested plans, or the error message for a malformed body."""
+    if not isinstance(payload, dict):
+        return "request body must be a JSON object"
+    present = [field for field in ("planIdList", "planNameList") if payload.get(field) is not None]
+    if len(present) != 1:
+        return "exactly one of planIdList or planNameList is required"
+    field = present[0]
+    keys = payload[field]
+    if not keys or not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        return f"{field} must be a non-empty list of strings"
+    return _Selection(by_name=field == "planNameList", keys=tuple(keys))
+
+
+def _find_plan(scenario: Scenario, selection: _Selection, key: str) -> Plan | None:
+    for plan in scenario.plans:
+        if (plan.name if selection.by_name else plan.id) == key:
+            return plan
+    return None
+
+
+def _fault_reply(
+    plans: Sequence[Plan], scenario: Scenario, now: datetime, trace_id: str
+) -> SimulatedReply | None:
+    for plan in plans:
+        if plan.faults.http_status is not None:
+            return _http_status_reply(plan.faults.http_status)
+    for plan in plans:
+        if plan.faults.api_error is not None:
+            return _error_reply(200, "500", plan.faults.api_error, trace_id)
+    if any(plan.faults.malformed_json for plan in plans):
+        complete = _success_reply(plans, scenario, now, trace_id).body
+        return SimulatedReply(status=200, body=complete[: len(complete) // 2])
+    return None
+
+
+def _http_status_reply(status: int) -> SimulatedReply:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return SimulatedReply(
+        status=status, body=f"{status} {phrase}\n".encode(), content_type="text/plain"
+    )
+
+
+def _success_reply(
+    plans: Sequence[Plan], scenario: Scenario, now: datetime, trace_id: str
+) -> SimulatedReply:
+    local_now = now.astimezone(scenario.zone)
+    data_times = [t for plan in plans if (t := plan_data_time(plan, local_now)) is not None]
+    refresh_times = [t for plan in plans if (t := plan_refresh_time(plan, local_now)) is not None]
+    data = {
+        "hasNotReady": any(plan.not_ready or plan.never_refreshed for plan in plans),
+        "latestDateTime": _format_time(min(data_times, default=None)),
+        "latestRefreshTime": _format_time(max(refresh_times, default=None)),
+    }
+    return SimulatedReply(status=200, body=_envelope(data, True, "200", None, trace_id))
+
+
+def _plan_not_found_reply(trace_id: str) -> SimulatedReply:
+    return SimulatedReply(
+        status=200, body=_envelope(None, True, "200", PLAN_NOT_FOUND_MESSAGE, trace_id)
+    )
+
+
+def _error_reply(status: int, code: str, message: str, trace_id: str) -> SimulatedReply:
+    return SimulatedReply(status=status, body=_envelope(None, False, code, message, trace_id))
+
+
+def _envelope(
+    data: Mapping[str, object] | None, success: bool, code: str, error: str | None, trace_id: str
+) -> bytes:
+    envelope = {
+        "data": data,
+        "success": success,
+        "code": code,
+        "errorMsg": error,
+        "detailErrorMsg": None,
+        "traceId": trace_id,
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+def _format_time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime(CAN_TIME_FORMAT)
