@@ -177,7 +177,6 @@ async def _run(args: argparse.Namespace, settings: Settings, log_setup: LogSetup
         return await _serve(config, source, settings, log_setup)
 
 
-
 async def _start_demo(stack: contextlib.AsyncExitStack) -> ConfigSource:
     from exporter.simulator import DEMO_SCENARIO_PATH, load_scenario, start_simulator  # noqa: PLC0415
 

@@ -1,0 +1,71 @@
+"""Shared helpers: building groups and readings, finding the real tools the tests drive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+
+from exporter.can.models import Reading
+from exporter.config import Config, Group, PlanKey, ThresholdValues, parse_config
+
+NOW = datetime(2024, 9, 2, 4, 0, 0, tzinfo=UTC)
+DEFAULT_DATA_LAG = ThresholdValues(93600.0, 180000.0)
+DEFAULT_REFRESH_AGE = ThresholdValues(90000.0, 176400.0)
+
+
+def make_group(
+    name: str = "sales",
+    target: str = "prod",
+    plans: tuple[str, ...] = ("p1",),
+    *,
+    per_plan: bool = False,
+    data_lag: ThresholdValues = DEFAULT_DATA_LAG,
+    refresh_age: ThresholdValues = DEFAULT_REFRESH_AGE,
+) -> Group:
+    return Group(
+        target=target,
+        name=name,
+        plan_key=PlanKey.IDS,
+        plans=plans,
+        interval=60.0,
+        timeout=10.0,
+        per_plan=per_plan,
+        data_lag=data_lag,
+        refresh_age=refresh_age,
+    )
+
+
+def make_reading(
+    data_time: datetime | None = datetime(2024, 9, 1, 0, 0, tzinfo=UTC),
+    refresh_time: datetime | None = datetime(2024, 9, 2, 3, 0, tzinfo=UTC),
+    *,
+    not_ready: bool = False,
+) -> Reading:
+    return Reading(not_ready, data_time, refresh_time, trace_id="t-1")
+
+
+def config_for(url: str, groups_yaml: str, *, secret: str = "s3cret-value") -> Config:
+    """A one-target config pointing at ``url``; ``groups_yaml`` is the groups list's YAML."""
+    text = f"""
+targets:
+  - name: prod
+    url: {url}
+    tenant_id: "10001"
+    auth: {{type: APIKEY, value: "{secret}"}}
+    timezone: UTC
+groups:
+{groups_yaml}
+"""
+    return parse_config(text, environ={})
+
+
+def require_tool(name: str) -> str:
+    """The path of a tool the test command installs; a missing one fails, never skips."""
+    path = shutil.which(name)
+    if path is None:
+        hint = " (CI=true)" if os.environ.get("CI") == "true" else ""
+        pytest.fail(f"{name} not found{hint}: run ./scripts/test, which installs it")
+    return path

@@ -1,0 +1,275 @@
+"""The scrape-time collector against hand-built snapshots and a fixed clock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.can.client import PollResult
+from exporter.can.models import CanError, FailureReason, parse_latest_time
+from exporter.clock import FixedClock
+from exporter.collector import CanCollector
+from exporter.config import ThresholdValues
+from exporter.state import GroupSnapshot, PlanSnapshot, SnapshotStore, next_snapshot
+from tests.conftest import NOW, make_group, make_reading, require_tool
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "metrics.prom"
+GROUP = {"target": "prod", "group": "sales"}
+
+
+def _registry(store: SnapshotStore, clock: FixedClock) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(CanCollector(store, clock))
+    return registry
+
+
+def _ok(seconds: float = 0.2) -> PollResult:
+    return PollResult(make_reading(), None, seconds)
+
+
+def _failed(reason: FailureReason, seconds: float = 0.1) -> PollResult:
+    return PollResult(None, CanError(reason, "boom"), seconds)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+def test_ages_are_computed_at_scrape_time(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    store.put(next_snapshot(GroupSnapshot(make_group()), _ok(), NOW))
+    registry = _registry(store, clock)
+
+    lag = registry.get_sample_value("aloudata_can_data_lag_seconds", GROUP)
+    age = registry.get_sample_value("aloudata_can_refresh_age_seconds", GROUP)
+    assert lag == (NOW - datetime(2024, 9, 1, tzinfo=UTC)).total_seconds() == 100800
+    assert age == 3600
+
+    clock.at = NOW + timedelta(minutes=10)
+    assert registry.get_sample_value("aloudata_can_data_lag_seconds", GROUP) == 100800 + 600
+    assert registry.get_sample_value("aloudata_can_refresh_age_seconds", GROUP) == 3600 + 600
+
+
+def test_reading_values_and_poll_health(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    store.put(next_snapshot(GroupSnapshot(make_group()), _ok(0.2), NOW))
+    registry = _registry(store, clock)
+
+    assert registry.get_sample_value("aloudata_can_not_ready", GROUP) == 0
+    assert (
+        registry.get_sample_value("aloudata_can_latest_data_timestamp_seconds", GROUP)
+        == datetime(2024, 9, 1, tzinfo=UTC).timestamp()
+    )
+    assert registry.get_sample_value("aloudata_can_poll_success", GROUP) == 1
+    assert (
+        registry.get_sample_value("aloudata_can_last_success_timestamp_seconds", GROUP)
+        == NOW.timestamp()
+    )
+    assert registry.get_sample_value("aloudata_can_poll_duration_seconds_count", GROUP) == 1
+    assert (
+        registry.get_sample_value(
+            "aloudata_can_poll_duration_seconds_bucket", {**GROUP, "le": "0.25"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "aloudata_can_poll_duration_seconds_bucket", {**GROUP, "le": "0.1"}
+        )
+        == 0
+    )
+
+
+def test_failed_poll_keeps_the_last_good_reading_and_counts_the_reason(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    snapshot = next_snapshot(GroupSnapshot(make_group()), _ok(), NOW - timedelta(minutes=5))
+    snapshot = next_snapshot(snapshot, _failed(FailureReason.TIMEOUT), NOW)
+    snapshot = next_snapshot(snapshot, _failed(FailureReason.TIMEOUT), NOW)
+    store.put(snapshot)
+    registry = _registry(store, clock)
+
+    assert registry.get_sample_value("aloudata_can_poll_success", GROUP) == 0
+    assert registry.get_sample_value("aloudata_can_data_lag_seconds", GROUP) == 100800
+    assert (
+        registry.get_sample_value("aloudata_can_last_success_timestamp_seconds", GROUP)
+        == (NOW - timedelta(minutes=5)).timestamp()
+    )
+    assert (
+        registry.get_sample_value("aloudata_can_poll_errors_total", {**GROUP, "reason": "timeout"})
+        == 2
+    )
+    # Reasons that never happened are not exported.
+    assert (
+        registry.get_sample_value("aloudata_can_poll_errors_total", {**GROUP, "reason": "auth"})
+        is None
+    )
+
+
+def test_null_times_leave_their_series_absent(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    result = PollResult(make_reading(None, None, not_ready=True), None, 0.01)
+    store.put(next_snapshot(GroupSnapshot(make_group()), result, NOW))
+    registry = _registry(store, clock)
+
+    assert registry.get_sample_value("aloudata_can_not_ready", GROUP) == 1
+    for name in (
+        "aloudata_can_data_lag_seconds",
+        "aloudata_can_refresh_age_seconds",
+        "aloudata_can_latest_data_timestamp_seconds",
+        "aloudata_can_latest_refresh_timestamp_seconds",
+    ):
+        assert registry.get_sample_value(name, GROUP) is None, name
+
+
+def test_a_group_never_polled_exports_thresholds_but_no_reading(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    store.put(GroupSnapshot(make_group(data_lag=ThresholdValues(None, 7200.0))))
+    registry = _registry(store, clock)
+
+    assert registry.get_sample_value("aloudata_can_poll_success", GROUP) is None
+    assert registry.get_sample_value("aloudata_can_data_lag_seconds", GROUP) is None
+    assert (
+        registry.get_sample_value(
+            "aloudata_can_data_lag_threshold_seconds", {**GROUP, "severity": "critical"}
+        )
+        == 7200
+    )
+    assert (
+        registry.get_sample_value(
+            "aloudata_can_data_lag_threshold_seconds", {**GROUP, "severity": "warning"}
+        )
+        is None
+    )
+    assert (
+        registry.get_sample_value(
+            "aloudata_can_refresh_age_threshold_seconds", {**GROUP, "severity": "warning"}
+        )
+        == 90000
+    )
+
+
+def test_plan_level_series(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    group = make_group(plans=("a", "b"), per_plan=True)
+    plan_results = {
+        "a": PollResult(make_reading(refresh_time=NOW - timedelta(hours=2)), None, 0.01),
+        "b": _failed(FailureReason.PLAN_NOT_FOUND),
+    }
+    store.put(
+        next_snapshot(
+            GroupSnapshot(group), _failed(FailureReason.PLAN_NOT_FOUND), NOW, plan_results
+        )
+    )
+    registry = _registry(store, clock)
+
+    plan_a, plan_b = {**GROUP, "plan": "a"}, {**GROUP, "plan": "b"}
+    assert registry.get_sample_value("aloudata_can_plan_poll_success", plan_a) == 1
+    assert registry.get_sample_value("aloudata_can_plan_poll_success", plan_b) == 0
+    assert registry.get_sample_value("aloudata_can_plan_refresh_age_seconds", plan_a) == 7200
+    assert registry.get_sample_value("aloudata_can_plan_data_lag_seconds", plan_a) == 100800
+    assert registry.get_sample_value("aloudata_can_plan_not_ready", plan_a) == 0
+    assert registry.get_sample_value("aloudata_can_plan_data_lag_seconds", plan_b) is None
+
+
+def test_plan_failure_keeps_the_plans_last_reading() -> None:
+    group = make_group(plans=("a",), per_plan=True)
+    first = next_snapshot(GroupSnapshot(group), _ok(), NOW, {"a": _ok()})
+    second = next_snapshot(first, _ok(), NOW, {"a": _failed(FailureReason.TIMEOUT)})
+
+    assert second.plans == (PlanSnapshot("a", make_reading(), poll_success=False),)
+
+
+def test_removed_groups_disappear(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    store.put(next_snapshot(GroupSnapshot(make_group("a")), _ok(), NOW))
+    store.put(next_snapshot(GroupSnapshot(make_group("b")), _ok(), NOW))
+    registry = _registry(store, clock)
+    store.remove(("prod", "a"))
+
+    output = generate_latest(registry).decode()
+    assert 'group="a"' not in output
+    assert 'group="b"' in output
+
+
+def test_timezone_conversion_from_a_can_response(clock: FixedClock) -> None:
+    body = json.dumps(
+        {
+            "data": {
+                "hasNotReady": False,
+                "latestDateTime": "2024-09-02 00:00:00",
+                "latestRefreshTime": "2024-09-02 11:30:00",
+            },
+            "success": True,
+            "code": "200",
+            "errorMsg": None,
+            "traceId": "x",
+        }
+    )
+    store = SnapshotStore()
+    reading = parse_latest_time(body, ZoneInfo("Asia/Shanghai"))
+    store.put(next_snapshot(GroupSnapshot(make_group()), PollResult(reading, None, 0.1), NOW))
+    registry = _registry(store, clock)
+
+    # 2024-09-02 00:00 in Shanghai is 2024-09-01 16:00 UTC, 12 h before NOW (04:00 UTC).
+    assert registry.get_sample_value("aloudata_can_data_lag_seconds", GROUP) == 12 * 3600
+    # 11:30 in Shanghai is 03:30 UTC.
+    assert registry.get_sample_value("aloudata_can_refresh_age_seconds", GROUP) == 30 * 60
+
+
+def _golden_store() -> SnapshotStore:
+    store = SnapshotStore()
+    fresh = next_snapshot(GroupSnapshot(make_group("sales")), _ok(0.04), NOW)
+    store.put(fresh)
+    failing = next_snapshot(
+        GroupSnapshot(make_group("finance")), _ok(0.3), NOW - timedelta(hours=1)
+    )
+    store.put(next_snapshot(failing, _failed(FailureReason.HTTP_STATUS, 2.0), NOW))
+    never = PollResult(make_reading(None, None, not_ready=True), None, 0.02)
+    store.put(next_snapshot(GroupSnapshot(make_group("inventory")), never, NOW))
+    store.put(
+        next_snapshot(
+            GroupSnapshot(make_group("exec", plans=("a", "b"), per_plan=True)),
+            _ok(0.05),
+            NOW,
+            {"a": _ok(0.01), "b": _failed(FailureReason.PLAN_NOT_FOUND, 0.01)},
+        )
+    )
+    return store
+
+
+def test_output_matches_the_golden_file(clock: FixedClock) -> None:
+    output = generate_latest(_registry(_golden_store(), clock)).decode()
+    assert output == GOLDEN.read_text(), "run `python -m tests.unit.test_collector` to update"
+
+
+def test_output_parses_and_every_family_has_help(clock: FixedClock) -> None:
+    output = generate_latest(_registry(_golden_store(), clock)).decode()
+    families = list(text_string_to_metric_families(output))
+    names = {family.name for family in families}
+    assert "aloudata_can_poll_errors" in names
+    assert all(family.documentation for family in families)
+    assert all(family.name.startswith("aloudata_can_") for family in families)
+
+
+def test_golden_file_passes_promtool_check_metrics() -> None:
+    promtool = require_tool("promtool")
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=GOLDEN.read_bytes(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+if __name__ == "__main__":
+    GOLDEN.write_bytes(generate_latest(_registry(_golden_store(), FixedClock(NOW))))
