@@ -1,0 +1,132 @@
+"""Real processes for the integration tests: the simulator and the exporter on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+STARTUP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Process:
+    """A child process whose stderr goes to a file, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+        self.args = list(args)
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.popen = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: signal.Signals) -> None:
+        self.popen.send_signal(signum)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._log.close()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+        return self.popen.returncode
+
+
+class Simulator(Process):
+    def __init__(self, scenario: Path, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            [
+                sys.executable,
+                "-m",
+                "exporter.simulator",
+                "--scenario",
+                str(scenario),
+                "--web.listen-address",
+                f"127.0.0.1:{self.port}",
+            ],
+            tmp / "simulator.log",
+        )
+        wait_for(lambda: http_ok(f"{self.url}/-/healthy"), STARTUP_TIMEOUT, "the simulator")
+
+
+class Exporter(Process):
+    def __init__(self, args: Sequence[str], tmp: Path, *, wait_ready: bool = True) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--web.listen-address",
+                f"127.0.0.1:{self.port}",
+                *args,
+            ],
+            tmp / "exporter.log",
+        )
+        if wait_ready:
+            wait_for(self._ready, STARTUP_TIMEOUT, "the exporter's /readyz")
+
+    def _ready(self) -> bool:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"exporter exited early:\n{self.log()}")
+        return http_ok(f"{self.url}/readyz")
+
+    def scrape(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """Every sample on /metrics, keyed by (name, labels)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5.0).text
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.scrape().get((name, frozenset(labels.items())))

@@ -1,0 +1,74 @@
+"""`aloudata-can-exporter --demo`: one command, nothing else running, real metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.processes import Exporter
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exporter]:
+    process = Exporter(["--demo"], tmp_path_factory.mktemp("demo"))
+    yield process
+    process.stop()
+
+
+def _over(demo: Exporter, group: str, metric: str, threshold: str, severity: str) -> bool:
+    labels = {"target": "demo", "group": group}
+    value = demo.value(metric, **labels)
+    limit = demo.value(threshold, **labels, severity=severity)
+    assert value is not None, f"{metric} for {group} is missing"
+    assert limit is not None
+    return value > limit
+
+
+def test_demo_shows_fresh_lagging_never_refreshed_and_missing_groups(demo: Exporter) -> None:
+    lag, lag_limit = "aloudata_can_data_lag_seconds", "aloudata_can_data_lag_threshold_seconds"
+    age, age_limit = (
+        "aloudata_can_refresh_age_seconds",
+        "aloudata_can_refresh_age_threshold_seconds",
+    )
+    for fresh in ("sales_dashboard", "orders_realtime"):
+        assert not _over(demo, fresh, lag, lag_limit, "warning"), fresh
+        assert not _over(demo, fresh, age, age_limit, "warning"), fresh
+    assert _over(demo, "finance_report", lag, lag_limit, "critical")
+    assert _over(demo, "finance_report", age, age_limit, "critical")
+
+    assert demo.value("aloudata_can_not_ready", target="demo", group="inventory_new") == 1
+    assert demo.value(lag, target="demo", group="inventory_new") is None
+    assert demo.value("aloudata_can_not_ready", target="demo", group="marketing_campaigns") == 1
+
+    assert demo.value("aloudata_can_poll_success", target="demo", group="retired_dashboard") == 0
+    assert (
+        demo.value(
+            "aloudata_can_poll_errors_total",
+            target="demo",
+            group="retired_dashboard",
+            reason="plan_not_found",
+        )
+        == 1
+    )
+
+
+def test_demo_per_plan_group_names_the_stale_plan(demo: Exporter) -> None:
+    labels = {"target": "demo", "group": "executive_overview"}
+    fresh = demo.value("aloudata_can_plan_data_lag_seconds", **labels, plan="kpi_daily")
+    stale = demo.value("aloudata_can_plan_data_lag_seconds", **labels, plan="revenue_daily_lagging")
+    group_lag = demo.value("aloudata_can_data_lag_seconds", **labels)
+    assert fresh is not None
+    assert stale is not None
+    assert fresh < stale
+    assert group_lag == pytest.approx(stale, abs=5)
+
+
+def test_demo_landing_page_lists_the_groups(demo: Exporter) -> None:
+    page = httpx.get(demo.url + "/", timeout=5).text
+    assert "retired_dashboard" in page
+    assert "failed: plan_not_found" in page
+    assert 'href="/metrics"' in page
