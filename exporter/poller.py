@@ -78,6 +78,10 @@ class Poller:
         if running:
             self._scheduler.resume()
 
+    def scheduled(self) -> list[str]:
+        """The ``target/group`` ids of the scheduled jobs."""
+        return sorted(job.id for job in self._scheduler.get_jobs())
+
     def start(self) -> None:
         self._scheduler.start()
 

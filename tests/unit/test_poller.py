@@ -1,0 +1,226 @@
+"""The poller against CAN faked at the HTTP layer, with a fixed clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from pytest_httpx import HTTPXMock
+
+from exporter.clock import FixedClock, SystemClock
+from exporter.config import LATEST_TIME_PATH, Config
+from exporter.poller import Poller
+from exporter.state import SnapshotStore
+from tests.conftest import NOW, config_for
+
+URL = "http://can.test"
+ENDPOINT = URL + LATEST_TIME_PATH
+OK_BODY = {
+    "data": {
+        "hasNotReady": False,
+        "latestDateTime": "2024-09-01 00:00:00",
+        "latestRefreshTime": "2024-09-02 03:00:00",
+    },
+    "success": True,
+    "code": "200",
+    "errorMsg": None,
+    "traceId": "trace-ok",
+}
+MISSING_BODY = {
+    "data": None,
+    "success": True,
+    "code": "200",
+    "errorMsg": "Acceleration plan does not exist",
+    "traceId": "trace-missing",
+}
+TWO_GROUPS = """
+  - {name: a, target: prod, plan_ids: [p1]}
+  - {name: b, target: prod, plan_ids: [p2]}
+"""
+
+
+@pytest.fixture
+def store() -> SnapshotStore:
+    return SnapshotStore()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+async def poller(store: SnapshotStore, clock: FixedClock) -> AsyncIterator[Poller]:
+    poller = Poller(store, clock)
+    yield poller
+    await poller.stop(grace_seconds=1)
+
+
+def _config(groups: str = TWO_GROUPS, secret: str = "s3cret-value") -> Config:
+    return config_for(URL, groups, secret=secret)
+
+
+async def test_a_poll_stores_a_reading_and_readiness_waits_for_every_group(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, match_json={"planIdList": ["p1"]}, json=OK_BODY)
+    httpx_mock.add_response(url=ENDPOINT, match_json={"planIdList": ["p2"]}, json=OK_BODY)
+    poller.apply(_config())
+    assert poller.scheduled() == ["prod/a", "prod/b"]
+    assert not poller.ready
+
+    await poller.poll_group(("prod", "a"))
+    snapshot = store.get(("prod", "a"))
+    assert snapshot is not None
+    assert snapshot.poll_success is True
+    assert snapshot.reading is not None
+    assert snapshot.reading.latest_data_time is not None
+    assert snapshot.reading.latest_data_time.isoformat() == "2024-09-01T00:00:00+00:00"
+    assert snapshot.last_success_time == NOW
+    assert not poller.ready
+
+    await poller.poll_group(("prod", "b"))
+    assert poller.ready
+
+
+async def test_failures_keep_the_reading_and_log_only_on_change(
+    poller: Poller,
+    store: SnapshotStore,
+    httpx_mock: HTTPXMock,
+    caplog: pytest.LogCaptureFixture,
+    clock: FixedClock,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="exporter.poller")
+    httpx_mock.add_response(url=ENDPOINT, json=OK_BODY)
+    httpx_mock.add_response(url=ENDPOINT, status_code=503, text="Service Unavailable")
+    httpx_mock.add_response(url=ENDPOINT, status_code=503, text="Service Unavailable")
+    httpx_mock.add_response(url=ENDPOINT, json=OK_BODY)
+    poller.apply(_config("  - {name: a, target: prod, plan_ids: [p1]}\n"))
+    key = ("prod", "a")
+
+    await poller.poll_group(key)
+    clock.at = NOW + timedelta(minutes=1)
+    await poller.poll_group(key)
+    await poller.poll_group(key)
+    snapshot = store.get(key)
+    assert snapshot is not None
+    assert snapshot.poll_success is False
+    assert snapshot.reading is not None  # the last good reading stays
+    assert snapshot.last_success_time == NOW
+    assert snapshot.error_count(snapshot.last_reason) == 2  # type: ignore[arg-type]
+
+    failures = [r for r in caplog.records if r.getMessage() == "poll failed"]
+    assert [r.levelno for r in failures] == [logging.WARNING, logging.DEBUG]
+    assert failures[0].__dict__["reason"] == "http_status"
+
+    await poller.poll_group(key)
+    assert [r.getMessage() for r in caplog.records if "poll" in r.getMessage()][-1] == (
+        "poll recovered"
+    )
+
+
+async def test_per_plan_groups_poll_each_plan(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(
+        url=ENDPOINT, match_json={"planIdList": ["p1", "gone"]}, json=MISSING_BODY
+    )
+    httpx_mock.add_response(url=ENDPOINT, match_json={"planIdList": ["p1"]}, json=OK_BODY)
+    httpx_mock.add_response(url=ENDPOINT, match_json={"planIdList": ["gone"]}, json=MISSING_BODY)
+    poller.apply(_config("  - {name: a, target: prod, plan_ids: [p1, gone], per_plan: true}\n"))
+
+    await poller.poll_group(("prod", "a"))
+    snapshot = store.get(("prod", "a"))
+    assert snapshot is not None
+    assert snapshot.poll_success is False
+    assert snapshot.last_reason == "plan_not_found"
+    assert {plan.plan: plan.poll_success for plan in snapshot.plans} == {"p1": True, "gone": False}
+
+
+async def test_reload_adds_removes_and_reschedules(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, json=OK_BODY, is_reusable=True)
+    poller.apply(_config())
+    await poller.poll_group(("prod", "a"))
+    await poller.poll_group(("prod", "b"))
+
+    poller.apply(
+        _config(
+            """
+  - {name: a, target: prod, plan_ids: [p1], thresholds: {data_lag: {warning: 1h}}}
+  - {name: b, target: prod, plan_ids: [p2, p3]}
+  - {name: c, target: prod, plan_names: [n1]}
+"""
+        )
+    )
+    assert poller.scheduled() == ["prod/a", "prod/b", "prod/c"]
+    a, b, c = (store.get(("prod", name)) for name in "abc")
+    assert a is not None
+    assert a.reading is not None  # only a threshold changed: the reading stays
+    assert a.group.data_lag.warning == 3600
+    assert b is not None
+    assert b.reading is None  # other plans: the old reading says nothing about them
+    assert c is not None
+    assert not c.polled
+
+    poller.apply(_config("  - {name: c, target: prod, plan_names: [n1]}\n"))
+    assert poller.scheduled() == ["prod/c"]
+    assert store.keys() == {("prod", "c")}
+
+
+async def test_a_target_change_replaces_its_client(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, match_headers={"auth-value": "new-secret"}, json=OK_BODY)
+    poller.apply(_config(secret="old-secret"))
+    poller.apply(_config(secret="new-secret"))
+    await poller.poll_group(("prod", "a"))
+    snapshot = store.get(("prod", "a"))
+    assert snapshot is not None
+    assert snapshot.poll_success is True
+
+
+async def test_a_future_time_is_logged_once(
+    poller: Poller, httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = {**OK_BODY["data"], "latestRefreshTime": "2024-09-02 12:00:00"}  # type: ignore[dict-item]
+    future = {**OK_BODY, "data": data}
+    httpx_mock.add_response(url=ENDPOINT, json=future, is_reusable=True)
+    poller.apply(_config("  - {name: a, target: prod, plan_ids: [p1]}\n"))
+    await poller.poll_group(("prod", "a"))
+    await poller.poll_group(("prod", "a"))
+
+    warnings = [r for r in caplog.records if "in the future" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].__dict__["field"] == "latestRefreshTime"
+
+
+async def test_the_scheduler_polls_at_start_and_again_each_interval(
+    store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    requests: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(asyncio.get_running_loop().time())
+        return httpx.Response(200, json=OK_BODY)
+
+    httpx_mock.add_callback(answer, url=ENDPOINT, is_reusable=True)
+    poller = Poller(store, SystemClock())
+    poller.apply(
+        _config("  - {name: a, target: prod, plan_ids: [p1], interval: 1s, timeout: 1s}\n")
+    )
+    poller.start()
+    try:
+        for _ in range(60):
+            if len(requests) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await poller.stop(grace_seconds=1)
+    assert len(requests) >= 2
+    assert requests[1] - requests[0] >= 0.5

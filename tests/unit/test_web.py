@@ -1,0 +1,99 @@
+"""The HTTP handlers, called with mocked requests (no sockets)."""
+
+from __future__ import annotations
+
+import gzip
+
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from prometheus_client import CollectorRegistry
+
+from exporter.can.client import PollResult
+from exporter.clock import FixedClock
+from exporter.collector import CanCollector
+from exporter.state import GroupSnapshot, SnapshotStore, next_snapshot
+from exporter.web import WebApp, WebOptions
+from tests.conftest import NOW, make_group, make_reading
+
+
+def _app(
+    store: SnapshotStore,
+    *,
+    ready: bool = True,
+    lifecycle: bool = False,
+    reload_problems: list[str] | None = None,
+) -> web.Application:
+    registry = CollectorRegistry()
+    registry.register(CanCollector(store, FixedClock(NOW)))
+
+    async def reload() -> list[str]:
+        return reload_problems or []
+
+    return WebApp(
+        registry,
+        store=store,
+        clock=FixedClock(NOW),
+        is_ready=lambda: ready,
+        reload=reload,
+        options=WebOptions("/metrics", lifecycle),
+    ).application()
+
+
+async def _call(app: web.Application, method: str, path: str, **headers: str) -> web.Response:
+    request = make_mocked_request(method, path, headers=headers, app=app)
+    match = await app.router.resolve(request)
+    request._match_info = match  # make_mocked_request skips routing
+    response = await match.handler(request)
+    assert isinstance(response, web.Response)
+    return response
+
+
+def _store() -> SnapshotStore:
+    store = SnapshotStore()
+    polled = next_snapshot(
+        GroupSnapshot(make_group("a")), PollResult(make_reading(), None, 0.1), NOW
+    )
+    store.put(polled)
+    store.put(GroupSnapshot(make_group("<b>")))
+    return store
+
+
+async def test_metrics_plain_and_gzip() -> None:
+    app = _app(_store())
+    plain = await _call(app, "GET", "/metrics")
+    assert plain.status == 200
+    assert plain.content_type == "text/plain"
+    assert plain.body is not None
+    assert b'aloudata_can_data_lag_seconds{group="a",target="prod"} 100800.0' in plain.body  # type: ignore[operator]
+
+    zipped = await _call(app, "GET", "/metrics", **{"Accept-Encoding": "gzip, deflate"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.body) == plain.body  # type: ignore[arg-type]
+
+
+async def test_readiness() -> None:
+    not_ready = await _call(_app(_store(), ready=False), "GET", "/readyz")
+    assert not_ready.status == 503
+    assert not_ready.text == "not ready: 1 of 2 groups polled\n"
+    assert (await _call(_app(_store()), "GET", "/readyz")).status == 200
+    assert (await _call(_app(_store()), "GET", "/healthz")).status == 200
+
+
+async def test_reload_needs_the_lifecycle_flag() -> None:
+    assert (await _call(_app(_store()), "POST", "/-/reload")).status == 403
+    assert (await _call(_app(_store(), lifecycle=True), "POST", "/-/reload")).status == 200
+    failed = await _call(
+        _app(_store(), lifecycle=True, reload_problems=["config error: x"]), "POST", "/-/reload"
+    )
+    assert failed.status == 500
+    assert failed.text == "config error: x\n"
+
+
+async def test_landing_page_escapes_and_shows_states() -> None:
+    page = (await _call(_app(_store()), "GET", "/")).text
+    assert page is not None
+    assert "&lt;b&gt;" in page
+    assert "<b>" not in page.replace("<body>", "")
+    assert ">ok<" in page
+    assert ">pending<" in page
+    assert ">1d4h<" in page  # the data lag of group a
