@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from exporter import __version__
 from exporter.clock import SystemClock
 from exporter.collector import CanCollector
-from exporter.config import Config, ConfigError, format_location, load_config
+from exporter.config import Config, ConfigError, load_config
 from exporter.logs import FORMATS, LEVELS, LogSetup, setup_logging
 from exporter.metrics import ExporterMetrics
 from exporter.poller import Poller
@@ -31,6 +31,7 @@ from exporter.report import render_table
 from exporter.settings import ENV_PREFIX, Settings, parse_listen_address
 from exporter.state import SnapshotStore
 from exporter.web import WebApp, WebOptions
+from exporter.yamlfile import format_location
 
 log = logging.getLogger("exporter")
 

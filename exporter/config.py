@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -31,6 +30,7 @@ from pydantic import (
 )
 
 from exporter.durations import format_duration, parse_duration
+from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
 
 log = logging.getLogger(__name__)
 
@@ -50,44 +50,12 @@ class ConfigError(Exception):
         return [f"config error: {problem}{suffix}" for problem in self.problems]
 
 
-# --- YAML loading --------------------------------------------------------------------------
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Safe loader that refuses duplicate mapping keys instead of keeping the last one."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def parse_yaml(text: str) -> Any:
     """Parse YAML safely; raise ConfigError with the position on syntax errors."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        reason = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([f"{where}{reason}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"invalid YAML: {exc}"]) from None
+        return load_yaml(text)
+    except YamlError as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 # --- ${VAR} expansion ----------------------------------------------------------------------
@@ -134,14 +102,6 @@ def _expand_string(text: str, environ: Mapping[str, str], path: str, problems: l
 
 def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
-
-
-def format_location(loc: Sequence[int | str]) -> str:
-    """Turn a pydantic ``loc`` into ``groups[2].plan_ids``."""
-    text = ""
-    for part in loc:
-        text = f"{text}[{part}]" if isinstance(part, int) else _join(text, part)
-    return text or "<root>"
 
 
 # --- models of the file ----------------------------------------------------------------------
@@ -346,7 +306,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"cannot read config file: {_os_reason(exc)}"], source) from None
+        raise ConfigError([f"cannot read config file: {os_reason(exc)}"], source) from None
     try:
         return parse_config(text, environ, base_dir=Path(path).parent, source=source)
     except ConfigError as exc:
@@ -370,22 +330,8 @@ def parse_config(
     try:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(list(_validation_problems(exc))) from None
+        raise ConfigError(list(validation_problems(exc))) from None
     return _resolve(parsed, base_dir, source)
-
-
-def _validation_problems(exc: ValidationError) -> Iterator[str]:
-    # Built from loc and msg only: `input` could carry a secret.
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = error["loc"]
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            message = "unknown key"
-        elif kind == "missing":
-            message = "required key is missing"
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-        yield f"{format_location(loc)}: {message}"
 
 
 def _resolve(parsed: ConfigFile, base_dir: Path, source: str | None) -> Config:
@@ -455,7 +401,7 @@ def _read_auth_value(auth: AuthSettings, base_dir: Path) -> SecretStr:
     try:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"auth.value_file: cannot read {path}: {_os_reason(exc)}") from None
+        raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
     return SecretStr(value)
@@ -532,9 +478,3 @@ def _warn_suspicious(groups: Sequence[Group]) -> None:
                     "plan is listed in more than one group",
                     extra={"target": group.target, "plan": plan, "groups": f"{first},{group.name}"},
                 )
-
-
-def _os_reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return type(exc).__name__

@@ -7,17 +7,15 @@ time and a trace ID, and gets back the status, body and delay to answer with.
 import dataclasses
 import hmac
 import json
-import re
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,10 +29,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-try:
-    from yaml import CSafeLoader as _BaseSafeLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _BaseSafeLoader  # type: ignore[assignment]
+from exporter.durations import parse_duration
+from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
 
 DEMO_SCENARIO_PATH = Path(__file__).parent / "scenarios" / "demo.yml"
 CAN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -42,17 +38,6 @@ PLAN_NOT_FOUND_MESSAGE = "Acceleration plan does not exist"
 
 _JSON = "application/json"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_DURATION_RE = re.compile(
-    r"(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?(?:(?P<ms>\d+)ms)?"
-)
-_DURATION_UNITS = {
-    "w": timedelta(weeks=1),
-    "d": timedelta(days=1),
-    "h": timedelta(hours=1),
-    "m": timedelta(minutes=1),
-    "s": timedelta(seconds=1),
-    "ms": timedelta(milliseconds=1),
-}
 
 
 class ScenarioError(Exception):
@@ -66,17 +51,6 @@ class ScenarioError(Exception):
 # --- durations -------------------------------------------------------------------------------
 
 
-def _parse_duration(text: str) -> timedelta:
-    """Parse a Prometheus-style duration such as `90s`, `1h30m` or `0s`."""
-    match = _DURATION_RE.fullmatch(text)
-    if not text or match is None:
-        raise ValueError(text)
-    return sum(
-        (_DURATION_UNITS[unit] * int(count) for unit, count in match.groupdict().items() if count),
-        timedelta(0),
-    )
-
-
 def _to_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         if value < timedelta(0):
@@ -85,7 +59,7 @@ def _to_duration(value: object) -> timedelta:
     if not isinstance(value, str):
         raise PydanticCustomError("duration", "must be a duration string such as 30s, 5m or 1h30m")
     try:
-        return _parse_duration(value)
+        return timedelta(seconds=parse_duration(value))
     except ValueError:
         raise PydanticCustomError(
             "duration", "invalid duration {duration}", {"duration": repr(value)}
@@ -209,69 +183,24 @@ class Scenario(BaseModel):
 # --- loading ---------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(_BaseSafeLoader):
-    """Safe loader that rejects duplicate mapping keys instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[Hashable] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                continue  # the base class reports unhashable keys
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file, raising `ScenarioError` with one line per problem."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"cannot read file: {_reason(exc)} (file={path})"]) from None
+        raise ScenarioError([f"cannot read file: {os_reason(exc)} (file={path})"]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ScenarioError([f"invalid YAML: {_yaml_problem(exc)} (file={path})"]) from None
+        data = load_yaml(text)
+    except YamlError as exc:
+        raise ScenarioError([f"{exc} (file={path})"]) from None
     if not isinstance(data, dict):
         raise ScenarioError([f"top level: must be a mapping of keys (file={path})"])
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError([f"{line} (file={path})" for line in _problem_lines(exc)]) from None
-
-
-def _reason(exc: Exception) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f"{exc.problem} at line {mark.line + 1} column {mark.column + 1}"
-    return type(exc).__name__
-
-
-def _problem_lines(exc: ValidationError) -> Iterator[str]:
-    # Only `loc` and `msg`: pydantic's `input` and str(exc) could echo the auth value.
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        path = _dotted_path(error["loc"])
-        yield f"{path}: {error['msg']}" if path else error["msg"]
-
-
-def _dotted_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path
+        raise ScenarioError(
+            [f"{line} (file={path})" for line in validation_problems(exc)]
+        ) from None
 
 
 # --- plan times ------------------------------------------------------------------------------

@@ -81,11 +81,11 @@ def test_durations_are_prometheus_style(tmp_path: Path, text: str, expected: tim
         ("{id: a, name: b, data_delay: 5}", "plans[0].data_delay: must be a duration string"),
         ("{id: a, name: b, data_delay: 1m1h}", "plans[0].data_delay: invalid duration '1m1h'"),
         ("{id: a, name: b, refresh_every: 0s}", "plans[0].refresh_every: must be longer than 0s"),
-        ("{id: a, name: b, refresh_evry: 1h}", "plans[0].refresh_evry: Extra inputs are not"),
+        ("{id: a, name: b, refresh_evry: 1h}", "plans[0].refresh_evry: unknown key"),
         ("{id: a, name: b, data_granularity: week}", "plans[0].data_granularity: Input should"),
         ("{id: a, name: b, faults: {http_status: 200}}", "plans[0].faults.http_status: Input"),
         ("{id: a, name: b, faults: {latency: soon}}", "plans[0].faults.latency: invalid duration"),
-        ("{name: b}", "plans[0].id: Field required"),
+        ("{name: b}", "plans[0].id: required key is missing"),
     ],
 )
 def test_invalid_plan_names_the_key_path_and_file(tmp_path: Path, plan: str, problem: str) -> None:
@@ -138,7 +138,7 @@ def test_duplicate_yaml_key_is_rejected_with_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, HEADER + "plans:\n  - id: a\n    name: b\n    id: c\n")
 
     assert _problems(path) == (
-        f"invalid YAML: duplicate key 'id' at line 7 column 5 (file={path})",
+        f"invalid YAML: duplicate key 'id' at line 7, column 5 (file={path})",
     )
 
 

@@ -1,0 +1,83 @@
+"""Strict YAML reading and one-line validation problems, shared by config and scenarios."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class YamlError(ValueError):
+    """The text is not valid YAML; the message is one line with the position."""
+
+
+class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """Safe loader that rejects duplicate mapping keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Hashable] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        mapping: dict[Hashable, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def load_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise YamlError(
+            f"invalid YAML: {exc.problem or exc.context or 'syntax error'}{where}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"invalid YAML: {type(exc).__name__}") from None
+
+
+def format_location(loc: Sequence[int | str]) -> str:
+    """Turn a pydantic ``loc`` into ``groups[2].plan_ids``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text = f"{text}.{part}" if text else str(part)
+    return text or "<root>"
+
+
+def validation_problems(exc: ValidationError) -> Iterator[str]:
+    """One ``path: message`` line per error, built from loc and msg only.
+
+    Never from ``input`` or ``str(exc)``: they could echo a secret value.
+    """
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        # A model-level check names its own key path in its message.
+        yield f"{format_location(error['loc'])}: {message}" if error["loc"] else message
+
+
+def os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
