@@ -170,6 +170,7 @@ async def _run(args: argparse.Namespace, settings: Settings, log_setup: LogSetup
                 print(line, file=sys.stderr)
             return 1
         log_setup.mask(config.secrets())
+        _log_warnings(config)
         if args.check_config:
             print(f"config ok: {len(config.targets)} targets, {len(config.groups)} groups")
             return 0
@@ -285,6 +286,7 @@ class Reloader:
                     )
                 return exc.lines()
             self._log_setup.mask(config.secrets())
+            _log_warnings(config)
             self._poller.apply(config)
             self._metrics.config_loaded(True, self._clock.now().timestamp())
             log.info(
@@ -292,6 +294,11 @@ class Reloader:
                 extra={"targets": len(config.targets), "groups": len(config.groups)},
             )
             return []
+
+
+def _log_warnings(config: Config) -> None:
+    for warning in config.warnings:
+        log.warning("config warning", extra={"warning": warning})
 
 
 def _install_signal_handlers(stop: asyncio.Event, reloader: Reloader) -> None:

@@ -2,15 +2,15 @@
 
 ``load_config(path)`` reads, expands ``${VAR}``, validates and resolves the file into a
 ``Config`` whose groups carry every inherited setting, or raises ``ConfigError`` with one
-line per problem, each naming the key path. It does no network I/O.
+line per problem, each naming the key path. It does no network I/O and no logging: allowed
+but suspicious settings come back in ``Config.warnings``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -30,9 +30,8 @@ from pydantic import (
 )
 
 from exporter.durations import format_duration, parse_duration
+from exporter.redact import redact
 from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
-
-log = logging.getLogger(__name__)
 
 LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
 
@@ -288,6 +287,7 @@ class Config:
     targets: Mapping[str, Target]
     groups: tuple[Group, ...]
     source: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
         return [t.auth_value.get_secret_value() for t in self.targets.values()]
@@ -327,14 +327,34 @@ def parse_config(
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be a mapping with targets and groups"])
     raw = expand_env(raw, os.environ if environ is None else environ)
+    # An auth value written into the wrong key would otherwise be echoed by its error.
+    inline_secrets = _inline_secrets(raw)
     try:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(list(validation_problems(exc))) from None
-    return _resolve(parsed, base_dir, source)
+        raise ConfigError(_redacted(validation_problems(exc), inline_secrets)) from None
+    return _resolve(parsed, base_dir, source, inline_secrets)
 
 
-def _resolve(parsed: ConfigFile, base_dir: Path, source: str | None) -> Config:
+def _inline_secrets(raw: dict[str, Any]) -> list[str]:
+    targets = raw.get("targets")
+    auths = (
+        [t.get("auth") for t in targets if isinstance(t, dict)] if isinstance(targets, list) else []
+    )
+    return [
+        auth["value"]
+        for auth in auths
+        if isinstance(auth, dict) and isinstance(auth.get("value"), str)
+    ]
+
+
+def _redacted(problems: Iterable[str], secrets: Sequence[str]) -> list[str]:
+    return [redact(problem, secrets) for problem in problems]
+
+
+def _resolve(
+    parsed: ConfigFile, base_dir: Path, source: str | None, inline_secrets: Sequence[str]
+) -> Config:
     problems: list[str] = []
     targets: dict[str, Target] = {}
     for index, target_settings in enumerate(parsed.targets):
@@ -373,9 +393,11 @@ def _resolve(parsed: ConfigFile, base_dir: Path, source: str | None) -> Config:
             )
         groups.append(group)
     if problems:
-        raise ConfigError(problems)
-    _warn_suspicious(groups)
-    return Config(targets=targets, groups=tuple(groups), source=source)
+        secrets = [*inline_secrets, *(t.auth_value.get_secret_value() for t in targets.values())]
+        raise ConfigError(_redacted(problems, secrets))
+    return Config(
+        targets=targets, groups=tuple(groups), source=source, warnings=tuple(_suspicious(groups))
+    )
 
 
 def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path) -> Target:
@@ -466,15 +488,18 @@ def _merge_thresholds(*layers: ThresholdPair) -> ThresholdValues:
     return ThresholdValues(warning=first("warning"), critical=first("critical"))
 
 
-def _warn_suspicious(groups: Sequence[Group]) -> None:
+def _suspicious(groups: Sequence[Group]) -> list[str]:
+    """Allowed but probably unintended: returned for the caller to log once secrets are masked."""
     if not groups:
-        log.warning("no groups configured; the exporter will only export its own metrics")
+        return ["groups: none configured; the exporter will only export its own metrics"]
+    warnings = []
     owners: dict[tuple[str, PlanKey, str], str] = {}
     for group in groups:
         for plan in group.plans:
             first = owners.setdefault((group.target, group.plan_key, plan), group.name)
             if first != group.name:
-                log.warning(
-                    "plan is listed in more than one group",
-                    extra={"target": group.target, "plan": plan, "groups": f"{first},{group.name}"},
+                warnings.append(
+                    f"groups: plan {plan!r} of target {group.target!r} is in both "
+                    f"{first!r} and {group.name!r}"
                 )
+    return warnings

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from exporter.redact import ordered_secrets, redact
+
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -21,7 +23,6 @@ LEVELS = {
     "error": logging.ERROR,
 }
 FORMATS = ("logfmt", "json")
-MASK = "<secret>"
 
 # Attributes every LogRecord has; anything else came in through `extra`.
 _RECORD_ATTRIBUTES = frozenset(
@@ -55,9 +56,7 @@ class _Formatter(logging.Formatter):
         raise NotImplementedError
 
     def _redact(self, line: str) -> str:
-        for secret in self.secrets:
-            line = line.replace(secret, MASK)
-        return line
+        return redact(line, self.secrets)
 
 
 class LogfmtFormatter(_Formatter):
@@ -94,8 +93,7 @@ class LogSetup:
         self._formatter = formatter
 
     def mask(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a secret containing another is masked whole.
-        self._formatter.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self._formatter.secrets = ordered_secrets(secrets)
 
 
 def setup_logging(level: str, log_format: str, stream: TextIO | None = None) -> LogSetup:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.logs import MASK, setup_logging
+from exporter.logs import setup_logging
+from exporter.redact import MASK
 
 
 @pytest.fixture(autouse=True)
