@@ -67,6 +67,8 @@ class CanClient:
             try:
                 reading = await self._fetch(plan_key, plans, timeout)
             except CanError as error:
+                # A gateway may echo the credentials in its error text.
+                error.redact([self._headers["auth-value"]])
                 return PollResult(None, error, time.perf_counter() - started)
             return PollResult(reading, None, time.perf_counter() - started)
 
@@ -78,7 +80,11 @@ class CanClient:
             # so a server trickling bytes cannot hold a poll past its timeout.
             async with asyncio.timeout(timeout):
                 async with client.stream(
-                    "POST", self.target.endpoint, content=body, headers=self._headers
+                    "POST",
+                    self.target.endpoint,
+                    content=body,
+                    headers=self._headers,
+                    timeout=httpx.Timeout(timeout),
                 ) as response:
                     payload = await _read_capped(response)
                     status = response.status_code

@@ -7,12 +7,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from exporter.redact import redact
 
 
 class FailureReason(StrEnum):
@@ -43,6 +50,12 @@ class CanError(Exception):
         self.message = message
         self.error_msg = error_msg
         self.trace_id = trace_id
+
+    def redact(self, secrets: Sequence[str]) -> None:
+        """Mask ``secrets`` in the texts that came from CAN."""
+        self.message = redact(self.message, secrets)
+        if self.error_msg is not None:
+            self.error_msg = redact(self.error_msg, secrets)
 
     def describe(self) -> str:
         """One line for people: our message, then CAN's errorMsg and traceId when known."""
@@ -149,10 +162,26 @@ def parse_can_time(value: object, zone: tzinfo | None) -> datetime | None:
     except ValueError:
         raise ValueError(f"timestamp {_echo(value)} is not a real date and time") from None
     try:
-        local = naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
-        return local.astimezone(UTC)
+        return naive.replace(tzinfo=zone or local_zone()).astimezone(UTC)
     except (OverflowError, OSError):
         raise ValueError(f"timestamp {_echo(value)} is out of range") from None
+
+
+def local_zone() -> tzinfo:
+    """This machine's zone with its DST rules: ``$TZ``, else ``/etc/localtime``."""
+    return _local_zone(os.environ.get("TZ"))
+
+
+@functools.lru_cache(maxsize=4)
+def _local_zone(tz_variable: str | None) -> tzinfo:
+    name = (tz_variable or "").removeprefix(":")
+    if name:
+        with contextlib.suppress(ValueError, ZoneInfoNotFoundError):
+            return ZoneInfo(name)
+    with contextlib.suppress(OSError, ValueError), open("/etc/localtime", "rb") as localtime:
+        return ZoneInfo.from_file(localtime, key="localtime")
+    # No zone database: a fixed offset, right except across a DST change.
+    return datetime.now().astimezone().tzinfo or UTC
 
 
 def _optional_text(value: object) -> str | None:
