@@ -120,6 +120,8 @@ def reading_from_payload(payload: dict[str, Any], zone: tzinfo | None) -> Readin
         raise fail(FailureReason.API_ERROR, f"CAN answered code {_echo(code)}")
     if error_msg:
         raise fail(FailureReason.API_ERROR, "CAN answered with an error message")
+    if "data" not in payload:
+        raise fail(FailureReason.INVALID_RESPONSE, "response has no data key")
     if data is None:
         raise fail(FailureReason.API_ERROR, "CAN answered without data")
     if not isinstance(data, dict):

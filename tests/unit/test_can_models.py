@@ -83,7 +83,7 @@ EXPECTED: dict[str, Reading | Failure] = {
     "code_missing.json": Failure(FailureReason.API_ERROR),
     "error_msg_data_null.json": Failure(FailureReason.API_ERROR, "Tenant does not exist"),
     "data_null_no_error.json": Failure(FailureReason.API_ERROR),
-    "missing_data.json": Failure(FailureReason.API_ERROR),
+    "missing_data.json": Failure(FailureReason.INVALID_RESPONSE),
     "data_list.json": Failure(FailureReason.INVALID_RESPONSE),
     "data_string.json": Failure(FailureReason.INVALID_RESPONSE),
     "has_not_ready_string.json": Failure(FailureReason.INVALID_RESPONSE),
