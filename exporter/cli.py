@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, disable_creat
 from pydantic import ValidationError
 
 from exporter import __version__
-from exporter.clock import SystemClock
+from exporter.clock import Clock, SystemClock
 from exporter.collector import CanCollector
 from exporter.config import Config, ConfigError, load_config
 from exporter.logs import FORMATS, LEVELS, LogSetup, setup_logging
@@ -264,7 +264,7 @@ class Reloader:
         poller: Poller,
         exporter_metrics: ExporterMetrics,
         log_setup: LogSetup,
-        clock: SystemClock,
+        clock: Clock,
     ) -> None:
         self._source = source
         self._poller = poller
