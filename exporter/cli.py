@@ -82,8 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="enable config reload over HTTP (POST /-/reload)",
     )
-    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS))
-    parser.add_argument("--log.format", dest="log_format", choices=list(FORMATS))
+    parser.add_argument(
+        "--log.level", dest="log_level", choices=list(LEVELS), help="log level (default: info)"
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=list(FORMATS),
+        help="log line format (default: logfmt)",
+    )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
         "--check-config", action="store_true", help="validate the configuration and exit"
@@ -176,7 +183,7 @@ async def _run(args: argparse.Namespace, settings: Settings, log_setup: LogSetup
             return 0
         if args.once:
             return await _run_once(config)
-        return await _serve(config, source, settings, log_setup)
+        return await _serve(config, source, settings, log_setup, demo=args.demo)
 
 
 async def _start_demo(stack: contextlib.AsyncExitStack) -> ConfigSource:
@@ -206,7 +213,7 @@ async def _run_once(config: Config) -> int:
 
 
 async def _serve(
-    config: Config, source: ConfigSource, settings: Settings, log_setup: LogSetup
+    config: Config, source: ConfigSource, settings: Settings, log_setup: LogSetup, *, demo: bool
 ) -> int:
     clock = SystemClock()
     store = SnapshotStore()
@@ -245,6 +252,12 @@ async def _serve(
             "groups": len(config.groups),
         },
     )
+    if demo:
+        address = settings.listen_address
+        log.info(
+            "demo: open the landing page to see every group's state; Ctrl-C stops",
+            extra={"url": f"http://{address.host or 'localhost'}:{address.port}/"},
+        )
     stop = asyncio.Event()
     _install_signal_handlers(stop, reloader)
     await stop.wait()
