@@ -492,14 +492,19 @@ def _suspicious(groups: Sequence[Group]) -> list[str]:
     """Allowed but probably unintended: returned for the caller to log once secrets are masked."""
     if not groups:
         return ["groups: none configured; the exporter will only export its own metrics"]
-    warnings = []
-    owners: dict[tuple[str, PlanKey, str], str] = {}
+    owners: dict[tuple[str, PlanKey, str], list[str]] = {}
     for group in groups:
         for plan in group.plans:
-            first = owners.setdefault((group.target, group.plan_key, plan), group.name)
-            if first != group.name:
-                warnings.append(
-                    f"groups: plan {plan!r} of target {group.target!r} is in both "
-                    f"{first!r} and {group.name!r}"
-                )
-    return warnings
+            owners.setdefault((group.target, group.plan_key, plan), []).append(group.name)
+    return [
+        f"groups: plan {plan!r} of target {target!r} is in {_names(names)}"
+        for (target, _, plan), names in owners.items()
+        if len(names) > 1
+    ]
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    quoted = [repr(name) for name in names[:shown]]
+    if len(names) <= shown:
+        return f"both {quoted[0]} and {quoted[1]}" if len(names) == 2 else ", ".join(quoted)
+    return f"{len(names)} groups: {', '.join(quoted)}, ..."

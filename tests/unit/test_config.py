@@ -923,3 +923,11 @@ def test_no_groups_is_a_warning(text: str) -> None:
 
 def test_valid_config_has_no_warnings() -> None:
     assert parse_config(doc(), environ=ENV).warnings == ()
+
+
+def test_a_plan_in_many_groups_is_one_warning() -> None:
+    groups = "".join(group(name=f"g{index}") for index in range(50))
+    config = parse_config(doc(groups=groups), environ=ENV)
+    assert len(config.groups) == 50
+    assert len(config.warnings) == len(config.groups[0].plans)
+    assert config.warnings[0].endswith("is in 50 groups: 'g0', 'g1', 'g2', ...")
