@@ -77,40 +77,25 @@ class Process:
         return self.popen.returncode
 
 
-class Simulator(Process):
-    def __init__(self, scenario: Path, tmp: Path) -> None:
+class Server(Process):
+    """A Python module serving HTTP on a free loopback port."""
+
+    def __init__(self, module: str, args: Sequence[str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__(
-            [
-                sys.executable,
-                "-m",
-                "exporter.simulator",
-                "--scenario",
-                str(scenario),
-                "--web.listen-address",
-                f"127.0.0.1:{self.port}",
-            ],
-            tmp / "simulator.log",
-        )
+        listen = ["--web.listen-address", f"127.0.0.1:{self.port}"]
+        super().__init__([sys.executable, "-m", module, *listen, *args], log_path)
+
+
+class Simulator(Server):
+    def __init__(self, scenario: Path, tmp: Path) -> None:
+        super().__init__("exporter.simulator", ["--scenario", str(scenario)], tmp / "simulator.log")
         wait_for(lambda: http_ok(f"{self.url}/-/healthy"), STARTUP_TIMEOUT, "the simulator")
 
 
-class Exporter(Process):
+class Exporter(Server):
     def __init__(self, args: Sequence[str], tmp: Path, *, wait_ready: bool = True) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--web.listen-address",
-                f"127.0.0.1:{self.port}",
-                *args,
-            ],
-            tmp / "exporter.log",
-        )
+        super().__init__("exporter", args, tmp / "exporter.log")
         if wait_ready:
             wait_for(self._ready, STARTUP_TIMEOUT, "the exporter's /readyz")
 
