@@ -1,5 +1,6 @@
 """A fake Aloudata CAN server driven by scenario files, for demos and integration tests."""
 
+from exporter.config import LATEST_TIME_PATH
 from exporter.simulator.scenario import (
     DEMO_SCENARIO_PATH,
     Scenario,
@@ -10,7 +11,6 @@ from exporter.simulator.scenario import (
 )
 from exporter.simulator.server import (
     HEALTH_PATH,
-    LATEST_TIME_PATH,
     RunningSimulator,
     create_app,
     start_simulator,

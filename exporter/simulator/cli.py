@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from exporter.logs import LEVELS
+from exporter.settings import parse_listen_address
 from exporter.simulator.scenario import (
     DEMO_SCENARIO_PATH,
     Scenario,
@@ -15,13 +17,6 @@ from exporter.simulator.scenario import (
     load_scenario,
 )
 from exporter.simulator.server import start_simulator
-
-_LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 _log = logging.getLogger(__name__)
 
@@ -41,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"scenario error: {problem}", file=sys.stderr)
         return 1
     logging.basicConfig(
-        level=_LOG_LEVELS[args.log_level],
+        level=LEVELS[args.log_level],
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
@@ -75,7 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log.level",
         dest="log_level",
-        choices=sorted(_LOG_LEVELS),
+        choices=sorted(LEVELS),
         default="info",
         help="log level (default: %(default)s)",
     )
@@ -83,10 +78,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_listen_address(address: str) -> tuple[str, int]:
-    host, separator, port_text = address.rpartition(":")
-    if not separator or not host or not port_text.isdigit() or int(port_text) > 65535:
+    # Unlike the exporter, the simulator wants an explicit host: it is meant for loopback.
+    try:
+        parsed = parse_listen_address(address)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.host is None:
         raise ValueError(f"expected HOST:PORT, got {address!r}")
-    return host.removeprefix("[").removesuffix("]"), int(port_text)
+    return parsed.host, parsed.port
 
 
 async def _serve(scenario: Scenario, *, host: str, port: int) -> None:

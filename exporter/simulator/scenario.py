@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from exporter.config import AuthType
 from exporter.durations import parse_duration
 from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
 
@@ -81,13 +82,6 @@ PositiveDuration = Annotated[
 # --- scenario models -------------------------------------------------------------------------
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-
-class AuthType(StrEnum):
-    UID = "UID"
-    TOKEN = "TOKEN"  # noqa: S105 - the name of an auth method
-    ACCOUNT = "ACCOUNT"
-    APIKEY = "APIKEY"
 
 
 class Granularity(StrEnum):

@@ -11,9 +11,9 @@ from typing import Self
 
 from aiohttp import web
 
+from exporter.config import LATEST_TIME_PATH
 from exporter.simulator.scenario import Scenario, compute_reply
 
-LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
 HEALTH_PATH = "/-/healthy"
 
 # Short, so that closing the server does not wait out a long injected latency.
