@@ -246,9 +246,9 @@ def _log_outcome(
         log.info("poll recovered", extra=fields)
     if result.reading is not None:
         _warn_future_times(fields, result.reading, previous.reading, now)
+    failed_before = {p.plan for p in previous.plans if p.poll_success is False}
     for plan, plan_result in (plan_results or {}).items():
-        before = next((p for p in previous.plans if p.plan == plan), None)
-        if plan_result.error is not None and (before is None or before.poll_success is not False):
+        if plan_result.error is not None and plan not in failed_before:
             log.warning(
                 "plan poll failed",
                 extra={**fields, "plan": plan, **_error_fields(plan_result.error)},
