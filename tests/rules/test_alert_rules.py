@@ -1,0 +1,207 @@
+"""The shipped alert rules and Alertmanager example: real promtool/amtool, plus the conventions.
+
+Conventions checked here: every alert has `for:`, a severity, summary/description/runbook_url,
+a runbook section that exists, the one job selector, and promtool tests that show it firing and
+not firing.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERTS_TEST = Path(__file__).parent / "alerts-test.yml"
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+RUNBOOK = ROOT / "docs" / "runbook.md"
+RUNBOOK_BASE = "https://github.com/aloudata/aloudata-can-exporter/blob/main/docs/runbook.md#"
+JOB_SELECTOR = 'job="aloudata-can-exporter"'
+GROUPS = {"aloudata-can-freshness", "aloudata-can-exporter"}
+
+
+def _rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(ALERTS.read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def _alert_names() -> list[str]:
+    return sorted({rule["alert"] for rule in _rules()})
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_promtool_check_rules() -> None:
+    result = _run([require_tool("promtool"), "check", "rules", str(ALERTS)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in result.stdout
+
+
+def test_promtool_test_rules() -> None:
+    result = _run([require_tool("promtool"), "test", "rules", str(ALERTS_TEST)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_test_rules_can_fail(tmp_path: Path) -> None:
+    # The same tests against rules that compare with >= instead of > must fail: the edge cases bite.
+    broken = ALERTS.read_text().replace("> ignoring(severity)", ">= ignoring(severity)")
+    (tmp_path / "alerts.yml").write_text(broken)
+    tests = ALERTS_TEST.read_text().replace("../../deploy/prometheus/alerts.yml", "alerts.yml")
+    (tmp_path / "alerts-test.yml").write_text(tests)
+    result = _run([require_tool("promtool"), "test", "rules", str(tmp_path / "alerts-test.yml")])
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "data lag exactly at its thresholds does not fire" in output
+    assert "Unit Testing" in output
+
+
+def test_rule_groups_are_freshness_and_exporter_health() -> None:
+    document = yaml.safe_load(ALERTS.read_text())
+    assert {group["name"] for group in document["groups"]} == GROUPS
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda rule: f"{rule['alert']}")
+def test_alert_follows_conventions(rule: dict[str, Any]) -> None:
+    name = rule["alert"]
+    assert re.fullmatch(r"AloudataCan[A-Z][A-Za-z]+", name)
+    assert rule.get("for"), f"{name} has no for:"
+    assert rule["labels"]["severity"] in {"warning", "critical"}
+    annotations = rule["annotations"]
+    assert set(annotations) == {"summary", "description", "runbook_url"}
+    assert "{{" not in annotations["summary"], "summary is static"
+    assert "$labels" in annotations["description"]
+    assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
+    selectors = re.findall(r"\{([^{}]*)\}", rule["expr"])
+    assert selectors, f"{name} selects no series"
+    assert all(JOB_SELECTOR in selector for selector in selectors), rule["expr"]
+
+
+def test_freshness_alerts_compare_against_exported_thresholds() -> None:
+    document = yaml.safe_load(ALERTS.read_text())
+    freshness = next(g for g in document["groups"] if g["name"] == "aloudata-can-freshness")
+    for rule in freshness["rules"]:
+        if rule["alert"] == "AloudataCanPlanNotReady":
+            continue
+        severity = rule["labels"]["severity"]
+        assert "_threshold_seconds" in rule["expr"]
+        assert f'severity="{severity}"' in rule["expr"]
+
+
+def _runbook_anchors() -> set[str]:
+    headings = re.findall(r"^## (\S+)$", RUNBOOK.read_text(), flags=re.MULTILINE)
+    return {heading.lower() for heading in headings}
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    assert {name.lower() for name in _alert_names()} <= _runbook_anchors()
+
+
+def test_every_runbook_section_is_an_alert() -> None:
+    assert _runbook_anchors() <= {name.lower() for name in _alert_names()}
+
+
+def _promtool_cases() -> dict[str, tuple[int, int]]:
+    """For each alert name: how many promtool cases expect it firing, and expect none."""
+    cases: dict[str, tuple[int, int]] = {}
+    for test in yaml.safe_load(ALERTS_TEST.read_text())["tests"]:
+        assert test.get("name"), "every promtool test group has a name"
+        for case in test.get("alert_rule_test", []):
+            firing, silent = cases.get(case["alertname"], (0, 0))
+            if case.get("exp_alerts"):
+                firing += 1
+            else:
+                silent += 1
+            cases[case["alertname"]] = (firing, silent)
+    return cases
+
+
+@pytest.mark.parametrize("name", _alert_names())
+def test_every_alert_is_tested_firing_and_not_firing(name: str) -> None:
+    firing, silent = _promtool_cases().get(name, (0, 0))
+    assert firing >= 1, f"no promtool case shows {name} firing"
+    assert silent >= 1, f"no promtool case shows {name} not firing"
+
+
+def test_amtool_check_config() -> None:
+    result = _run([require_tool("amtool"), "check-config", str(ALERTMANAGER)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (
+            ["alertname=AloudataCanDataLagHigh", "severity=critical", "group=sales"],
+            "data-platform-pager",
+        ),
+        (
+            ["alertname=AloudataCanDataLagHigh", "severity=warning", "group=sales"],
+            "data-platform-chat",
+        ),
+        (
+            ["alertname=AloudataCanRefreshStale", "severity=critical", "team=finance"],
+            "finance-pager",
+        ),
+        (["alertname=AloudataCanPollFailing", "severity=warning", "team=finance"], "finance-chat"),
+        (
+            ["alertname=AloudataCanPlanNotReady", "severity=warning", "team=marketing"],
+            "marketing-chat",
+        ),
+        (
+            ["alertname=AloudataCanTargetFailing", "severity=critical", "team=marketing"],
+            "marketing-pager",
+        ),
+        (["alertname=AloudataCanExporterDown", "severity=critical"], "observability-pager"),
+        (["alertname=AloudataCanExporterAbsent", "severity=critical"], "observability-pager"),
+        (["alertname=AloudataCanConfigReloadFailed", "severity=warning"], "observability-chat"),
+    ],
+)
+def test_alertmanager_example_routes(labels: list[str], receiver: str) -> None:
+    result = _run(
+        [
+            require_tool("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={ALERTMANAGER}",
+            "--verify.receivers=" + receiver,
+            *labels,
+        ]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receiver
+
+
+def test_alertmanager_example_uses_current_matcher_syntax() -> None:
+    text = ALERTMANAGER.read_text()
+    document = yaml.safe_load(text)
+    assert not re.search(r"^\s*(match|match_re|source_match|target_match)(_re)?:", text, re.M)
+    assert document["route"]["group_by"] == ["alertname", "group"]
+    inhibits = document["inhibit_rules"]
+    assert any(
+        rule["source_matchers"] == ['severity="critical"']
+        and rule["target_matchers"] == ['severity="warning"']
+        and {"alertname", "group"} <= set(rule["equal"])
+        for rule in inhibits
+    )
+    polling = [
+        r for r in inhibits if r["source_matchers"] == ['alertname="AloudataCanPollFailing"']
+    ]
+    assert polling, "polls failing must mute the group's freshness alerts"
+    assert "AloudataCanDataLagHigh" in polling[0]["target_matchers"][0]
+    assert set(polling[0]["equal"]) == {"target", "group"}
+
+
+def test_alert_names_in_alertmanager_example_exist() -> None:
+    names = set(re.findall(r"AloudataCan[A-Za-z]+", ALERTMANAGER.read_text()))
+    assert names <= set(_alert_names())
