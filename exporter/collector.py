@@ -21,7 +21,7 @@ from exporter import metrics as m
 from exporter.can.models import Reading
 from exporter.clock import Clock
 from exporter.config import ThresholdValues
-from exporter.state import REASONS, GroupSnapshot, SnapshotStore
+from exporter.state import REASONS, GroupSnapshot, SnapshotStore, TargetSnapshot
 
 _GAUGES = (
     m.DATA_LAG,
@@ -31,12 +31,15 @@ _GAUGES = (
     m.LATEST_REFRESH_TIMESTAMP,
     m.POLL_SUCCESS,
     m.LAST_SUCCESS_TIMESTAMP,
+    m.NEXT_POLL_TIMESTAMP,
+    m.CONSECUTIVE_FAILURES,
     m.DATA_LAG_THRESHOLD,
     m.REFRESH_AGE_THRESHOLD,
     m.PLAN_DATA_LAG,
     m.PLAN_REFRESH_AGE,
     m.PLAN_NOT_READY,
     m.PLAN_POLL_SUCCESS,
+    m.TARGET_CIRCUIT_OPEN,
 )
 
 
@@ -52,6 +55,8 @@ class CanCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         now = self._clock.now().timestamp()
         families = _Families()
+        for target in self._store.targets():
+            families.add_target(target)
         for snapshot in self._store.snapshots():
             families.add_group(snapshot, now)
         return families.all()
@@ -71,9 +76,16 @@ class _Families:
         self.errors = CounterMetricFamily(
             m.POLL_ERRORS.name, m.POLL_ERRORS.help, labels=m.POLL_ERRORS.labels
         )
+        self.requests = CounterMetricFamily(
+            m.TARGET_REQUESTS.name, m.TARGET_REQUESTS.help, labels=m.TARGET_REQUESTS.labels
+        )
 
     def all(self) -> list[Metric]:
-        return [*self.gauges.values(), self.durations, self.errors]
+        return [*self.gauges.values(), self.durations, self.errors, self.requests]
+
+    def add_target(self, target: TargetSnapshot) -> None:
+        self._gauge(m.TARGET_CIRCUIT_OPEN, [target.name], 1.0 if target.circuit_open else 0.0)
+        self.requests.add_metric([target.name], target.requests_sent)
 
     def add_group(self, snapshot: GroupSnapshot, now: float) -> None:
         group = snapshot.group
@@ -87,6 +99,10 @@ class _Families:
             self._gauge(m.POLL_SUCCESS, labels, 1.0 if snapshot.poll_success else 0.0)
         if snapshot.last_success_time is not None:
             self._gauge(m.LAST_SUCCESS_TIMESTAMP, labels, snapshot.last_success_time.timestamp())
+        if snapshot.next_poll_time is not None:
+            self._gauge(m.NEXT_POLL_TIMESTAMP, labels, snapshot.next_poll_time.timestamp())
+        if snapshot.polled:
+            self._gauge(m.CONSECUTIVE_FAILURES, labels, snapshot.consecutive_failures)
         buckets = [(_le(bound), count) for bound, count in snapshot.durations.cumulative()]
         self.durations.add_metric(labels, buckets=buckets, sum_value=snapshot.durations.total)
         for reason, count in zip(REASONS, snapshot.errors, strict=True):

@@ -146,9 +146,13 @@ DEFAULT_THRESHOLDS = Thresholds.model_validate(
 )
 
 
+DEFAULT_MAX_BACKOFF = 600.0
+
+
 class Defaults(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
+    max_backoff: Duration = DEFAULT_MAX_BACKOFF
     thresholds: Thresholds = Thresholds()
 
 
@@ -185,6 +189,7 @@ class TargetSettings(_Model):
     auth: AuthSettings
     timezone: str | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 8
+    rate_limit: Annotated[float, Field(gt=0, le=100_000)] | None = None
     timeout: Duration | None = None
     tls: TLSSettings = TLSSettings()
 
@@ -215,6 +220,7 @@ class GroupSettings(_Model):
     plan_names: list[Plan] | None = None
     interval: Duration | None = None
     timeout: Duration | None = None
+    max_backoff: Duration | None = None
     per_plan: bool = False
     thresholds: Thresholds = Thresholds()
 
@@ -253,6 +259,7 @@ class Target:
     timeout: float
     ca_file: Path | None
     insecure_skip_verify: bool
+    rate_limit: float | None = None  # requests per second; None: no limit
 
     @property
     def endpoint(self) -> str:
@@ -276,6 +283,8 @@ class Group:
     per_plan: bool
     data_lag: ThresholdValues
     refresh_age: ThresholdValues
+    # Consecutive failures stretch the interval up to this (never below the interval).
+    max_backoff: float = DEFAULT_MAX_BACKOFF
 
     @property
     def key(self) -> tuple[str, str]:
@@ -409,6 +418,7 @@ def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path
         auth_value=_read_auth_value(settings.auth, base_dir),
         timezone=load_zone(settings.timezone) if settings.timezone else None,
         max_concurrency=settings.max_concurrency,
+        rate_limit=settings.rate_limit,
         timeout=settings.timeout or defaults.timeout,
         ca_file=_resolve_path(settings.tls.ca_file, base_dir, "tls.ca_file"),
         insecure_skip_verify=settings.tls.insecure_skip_verify,
@@ -463,6 +473,7 @@ def _resolve_group(settings: GroupSettings, target: Target, defaults: Defaults) 
         interval=settings.interval or defaults.interval,
         timeout=settings.timeout or target.timeout,
         per_plan=settings.per_plan,
+        max_backoff=settings.max_backoff or defaults.max_backoff,
         data_lag=_merge_thresholds(
             settings.thresholds.data_lag,
             defaults.thresholds.data_lag,

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from exporter import __version__
 
+TARGET_LABELS = ("target",)
 GROUP_LABELS = ("target", "group")
 PLAN_LABELS = ("target", "group", "plan")
 
@@ -78,6 +79,26 @@ REFRESH_AGE_THRESHOLD = MetricSpec(
     "aloudata_can_refresh_age_threshold_seconds",
     "The group's configured refresh age threshold, by severity.",
     (*GROUP_LABELS, "severity"),
+)
+NEXT_POLL_TIMESTAMP = MetricSpec(
+    "aloudata_can_next_poll_timestamp_seconds",
+    "Unix time of the group's next scheduled poll; more than an interval away while it backs off.",
+    GROUP_LABELS,
+)
+CONSECUTIVE_FAILURES = MetricSpec(
+    "aloudata_can_poll_consecutive_failures",
+    "Polls of the group that failed in a row; 0 after a success.",
+    GROUP_LABELS,
+)
+TARGET_CIRCUIT_OPEN = MetricSpec(
+    "aloudata_can_target_circuit_open",
+    "1 while every group of the target fails and polls are held back to one probe at a time.",
+    TARGET_LABELS,
+)
+TARGET_REQUESTS = MetricSpec(
+    "aloudata_can_target_requests",  # exposed as aloudata_can_target_requests_total
+    "HTTP requests sent to the target, retries and per-plan requests included.",
+    TARGET_LABELS,
 )
 PLAN_DATA_LAG = MetricSpec(
     "aloudata_can_plan_data_lag_seconds",

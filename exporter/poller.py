@@ -4,12 +4,18 @@ Each group's job runs on its own interval, at most one run at a time, with misse
 coalesced. Groups are spread over their interval by a stable hash so a thousand groups
 with the same interval do not all hit CAN in the same second, and every group is polled
 once right at start.
+
+A failing group backs off: its next poll moves out exponentially, up to its max_backoff.
+A target whose every group fails at the target level (timeouts, refused connections, 5xx,
+rejected credentials) opens its circuit: polls stop except one probe at a time, and the
+first answer closes it and brings the target's groups forward.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -22,7 +28,8 @@ from exporter.can.client import CanClient, PollResult
 from exporter.can.models import CanError, Reading
 from exporter.clock import Clock
 from exporter.config import Config, Group, Target
-from exporter.state import GroupKey, GroupSnapshot, SnapshotStore, next_snapshot
+from exporter.resilience import Circuit, CircuitChange, backoff_delay
+from exporter.state import GroupKey, GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,8 @@ ClientFactory = Callable[[Target], CanClient]
 # How far a CAN time may be ahead of ours before it is reported as skew.
 _FUTURE_TOLERANCE = timedelta(minutes=1)
 _MAX_JITTER_SECONDS = 5.0
+# When a circuit closes, the target's groups are polled again within this (or their interval).
+_RESUME_WITHIN_SECONDS = 60.0
 
 
 class Poller:
@@ -38,11 +47,14 @@ class Poller:
         store: SnapshotStore,
         clock: Clock,
         client_factory: ClientFactory = CanClient,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._client_factory = client_factory
+        self._random = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._clients: dict[str, CanClient] = {}
+        self._circuits: dict[str, Circuit] = {}
         self._targets: dict[str, Target] = {}
         self._groups: dict[GroupKey, Group] = {}
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -82,6 +94,11 @@ class Poller:
         """The ``target/group`` ids of the scheduled jobs."""
         return sorted(job.id for job in self._scheduler.get_jobs())
 
+    def next_run_time(self, key: GroupKey) -> datetime | None:
+        """When the scheduler runs the group's job next (None when it has no job)."""
+        job = self._scheduler.get_job(_job_id(key))
+        return None if job is None else job.next_run_time
+
     def start(self) -> None:
         self._scheduler.start()
 
@@ -107,34 +124,104 @@ class Poller:
     async def poll_group(self, key: GroupKey) -> None:
         group = self._groups.get(key)
         client = self._clients.get(key[0])
-        if group is None or client is None:
+        circuit = self._circuits.get(key[0])
+        if group is None or client is None or circuit is None:
             return  # removed by a reload while the run was queued
+        probe = circuit.is_open
+        if probe and not circuit.start_probe():
+            self._skip(group)  # another group's probe is out: CAN gets one request at a time
+            return
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
         try:
-            result, plan_results = await _poll(client, group)
+            # A probe asks about the group only, not each of its plans as well.
+            result, plan_results = await _poll(client, group, per_plan=group.per_plan and not probe)
         finally:
+            if probe:
+                circuit.end_probe()
             if task is not None:
                 self._in_flight.discard(task)
-        if self._groups.get(key) != group:
+        if self._groups.get(key) != group or self._circuits.get(key[0]) is not circuit:
             return  # changed by a reload while the request was out: the result is stale
         previous = self._store.get(key) or GroupSnapshot(group)
         now = self._clock.now()
-        self._store.put(next_snapshot(previous, result, now, plan_results))
+        snapshot = next_snapshot(previous, result, now, plan_results)
+        self._store.put(replace(snapshot, next_poll_time=self._next_poll_time(snapshot, now)))
         _log_outcome(group, previous, result, plan_results, now)
+        reason = result.error.reason if result.error is not None else None
+        change = circuit.record(group.name, reason, self._group_names(group.target))
+        self._store.put_target(TargetSnapshot(group.target, circuit.is_open, client.requests_sent))
+        if change is not None:
+            self._circuit_changed(group.target, change, circuit)
         self._mark_polled(key)
+
+    def _next_poll_time(self, snapshot: GroupSnapshot, now: datetime) -> datetime:
+        """When the group is polled next: on schedule after a success, backed off after failures.
+
+        A failure moves the group's job; a success leaves the job on its interval.
+        """
+        group = snapshot.group
+        job = self._scheduler.get_job(_job_id(group.key))
+        if snapshot.consecutive_failures == 0:
+            if self._scheduler.running and job is not None and job.next_run_time is not None:
+                scheduled: datetime = job.next_run_time
+                return scheduled
+            return now + timedelta(seconds=group.interval)
+        delay = backoff_delay(
+            group.interval, snapshot.consecutive_failures, group.max_backoff, self._random.random()
+        )
+        next_time = now + timedelta(seconds=delay)
+        if job is not None:
+            job.modify(next_run_time=next_time)
+        return next_time
+
+    def _skip(self, group: Group) -> None:
+        """A poll not sent because the target's circuit is open: wait as if it had failed."""
+        snapshot = self._store.get(group.key) or GroupSnapshot(group)
+        pretend = replace(snapshot, consecutive_failures=max(1, snapshot.consecutive_failures))
+        now = self._clock.now()
+        self._store.put(replace(snapshot, next_poll_time=self._next_poll_time(pretend, now)))
+
+    def _group_names(self, target: str) -> set[str]:
+        return {name for (group_target, name) in self._groups if group_target == target}
+
+    def _circuit_changed(self, target: str, change: CircuitChange, circuit: Circuit) -> None:
+        fields = {"target": target, "groups": circuit.failing_groups}
+        if change is CircuitChange.OPENED:
+            log.warning(
+                "every group of the target is failing; circuit open, probing one request at a time",
+                extra=fields,
+            )
+            return
+        log.info("target answers again; circuit closed", extra={"target": target})
+        now = self._clock.now()
+        for key, group in self._groups.items():
+            snapshot = self._store.get(key)
+            job = self._scheduler.get_job(_job_id(key))
+            if group.target != target or snapshot is None or snapshot.poll_success is not False:
+                continue
+            within = min(group.interval, _RESUME_WITHIN_SECONDS)
+            next_time = now + timedelta(seconds=_spread_fraction(key) * within)
+            if job is not None:
+                job.modify(next_run_time=next_time)
+            self._store.put(replace(snapshot, next_poll_time=next_time))
 
     def _apply_targets(self, targets: Mapping[str, Target]) -> set[str]:
         changed: set[str] = set()
         for name in self._targets.keys() - targets.keys():
             self._retire_client(name)
+            self._circuits.pop(name, None)
+            self._store.remove_target(name)
             changed.add(name)
         for name, target in targets.items():
             if self._targets.get(name) != target:
                 if name in self._targets:
                     self._retire_client(name)
                 self._clients[name] = self._client_factory(target)
+                # A changed target (new URL, new credentials) gets a fresh chance.
+                self._circuits[name] = Circuit()
+                self._store.put_target(TargetSnapshot(name))
                 changed.add(name)
         self._targets = dict(targets)
         return changed
@@ -203,8 +290,10 @@ class Poller:
             log.info("every group has been polled once; ready")
 
 
-async def _poll(client: CanClient, group: Group) -> tuple[PollResult, dict[str, PollResult] | None]:
-    if not group.per_plan:
+async def _poll(
+    client: CanClient, group: Group, *, per_plan: bool
+) -> tuple[PollResult, dict[str, PollResult] | None]:
+    if not per_plan:
         return await client.poll(group.plan_key, group.plans, group.timeout), None
     results = await asyncio.gather(
         client.poll(group.plan_key, group.plans, group.timeout),

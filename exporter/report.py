@@ -18,6 +18,7 @@ _COLUMNS = (
     "REFRESH AGE",
     "NOT READY",
     "DURATION",
+    "NEXT POLL",
 )
 
 
@@ -26,7 +27,10 @@ def describe_status(snapshot: GroupSnapshot) -> str:
         return "pending"
     if snapshot.poll_success:
         return "ok"
-    return f"failed: {snapshot.last_reason}" if snapshot.last_reason else "failed"
+    status = f"failed: {snapshot.last_reason}" if snapshot.last_reason else "failed"
+    if snapshot.consecutive_failures > 1:
+        status += f" ({snapshot.consecutive_failures} in a row)"
+    return status
 
 
 def format_age(moment: datetime | None, now: datetime) -> str:
@@ -36,6 +40,14 @@ def format_age(moment: datetime | None, now: datetime) -> str:
     if seconds < 0:
         return f"{format_duration(-seconds)} ahead"
     return format_duration(seconds)
+
+
+def format_until(moment: datetime | None, now: datetime) -> str:
+    """How long until ``moment``: ``in 4m``, ``due`` when it has passed, ``-`` when unknown."""
+    if moment is None:
+        return "-"
+    seconds = round((moment - now).total_seconds())
+    return f"in {format_duration(seconds)}" if seconds > 0 else "due"
 
 
 def format_time(moment: datetime | None) -> str:
@@ -56,6 +68,7 @@ def table_rows(snapshot: GroupSnapshot, now: datetime) -> list[str]:
         format_age(reading.latest_refresh_time if reading else None, now),
         ("yes" if reading.has_not_ready else "no") if reading else "-",
         f"{durations.total / durations.count:.3f}s" if durations.count else "-",
+        format_until(snapshot.next_poll_time, now),
     ]
 
 

@@ -66,6 +66,8 @@ class GroupSnapshot:
     errors: tuple[int, ...] = (0,) * len(REASONS)
     durations: DurationHistogram = DurationHistogram()
     plans: tuple[PlanSnapshot, ...] = ()
+    consecutive_failures: int = 0
+    next_poll_time: datetime | None = None
 
     @property
     def polled(self) -> bool:
@@ -81,7 +83,10 @@ def next_snapshot(
     now: datetime,
     plan_results: Mapping[str, PollResult] | None = None,
 ) -> GroupSnapshot:
-    """The snapshot after a poll: a failure keeps the last good reading."""
+    """The snapshot after a poll: a failure keeps the last good reading.
+
+    Without ``plan_results`` (a group poll without its plan polls) the plans keep theirs.
+    """
     errors = previous.errors
     if result.error is not None:
         slot = REASONS.index(result.error.reason)
@@ -97,7 +102,10 @@ def next_snapshot(
         last_error=result.error.describe() if result.error is not None else None,
         errors=errors,
         durations=previous.durations.observe(result.duration_seconds),
-        plans=_next_plans(previous.plans, plan_results) if plan_results is not None else (),
+        plans=_next_plans(previous.plans, plan_results)
+        if plan_results is not None
+        else previous.plans,
+        consecutive_failures=0 if succeeded else previous.consecutive_failures + 1,
     )
 
 
@@ -113,11 +121,31 @@ def _next_plans(
     return tuple(plans)
 
 
+@dataclass(frozen=True, slots=True)
+class TargetSnapshot:
+    """What the exporter knows about one target as a whole."""
+
+    name: str
+    circuit_open: bool = False
+    requests_sent: int = 0
+
+
 class SnapshotStore:
-    """The current snapshot of every configured group, keyed by (target, group)."""
+    """The current snapshot of every configured group, keyed by (target, group), and of
+    every target, keyed by name."""
 
     def __init__(self) -> None:
         self._snapshots: dict[GroupKey, GroupSnapshot] = {}
+        self._targets: dict[str, TargetSnapshot] = {}
+
+    def put_target(self, snapshot: TargetSnapshot) -> None:
+        self._targets[snapshot.name] = snapshot
+
+    def remove_target(self, name: str) -> None:
+        self._targets.pop(name, None)
+
+    def targets(self) -> list[TargetSnapshot]:
+        return list(self._targets.values())
 
     def get(self, key: GroupKey) -> GroupSnapshot | None:
         return self._snapshots.get(key)

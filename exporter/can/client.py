@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import math
+import random
 import ssl
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import httpx
 from exporter import __version__
 from exporter.can.models import CanError, FailureReason, Reading, parse_latest_time
 from exporter.config import PlanKey, Target
+from exporter.resilience import RateLimiter
 
 # A real answer is a few hundred bytes; anything this large is not CAN talking.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -23,6 +25,9 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 # connections are spread over several small clients (see bench/ and PERFORMANCE notes).
 _CONNECTIONS_PER_CLIENT = 5
 _USER_AGENT = f"aloudata-can-exporter/{__version__}"
+# Transport errors and 5xx are retried within the poll's own timeout, at most this many tries.
+MAX_ATTEMPTS = 3
+_FIRST_RETRY_PAUSE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,9 @@ class CanClient:
             for connections in _split_connections(target.max_concurrency)
         ]
         self._next_client = itertools.cycle(self._clients)
+        self._limiter = RateLimiter(target.rate_limit) if target.rate_limit else None
+        self._random = random.Random()  # noqa: S311 - jitter, not secrets
+        self.requests_sent = 0
 
     def __repr__(self) -> str:
         return f"CanClient(target={self.target.name!r}, url={self.target.url!r})"
@@ -60,31 +68,59 @@ class CanClient:
     async def poll(self, plan_key: PlanKey, plans: Sequence[str], timeout: float) -> PollResult:
         """Ask CAN about ``plans``; never raises for CAN's or the network's failures.
 
-        The duration covers the request only, not the wait for a free slot.
+        Transport errors and 5xx answers are retried while ``timeout`` (which bounds every
+        try together) leaves room. The duration covers the tries, not the wait for a free
+        slot or for the rate limit.
         """
+        body = json.dumps({plan_key.value: list(plans)}, ensure_ascii=False).encode()
         async with self._slots:
+            await self._wait_for_rate_limit()
             started = time.perf_counter()
+            deadline = started + timeout
             try:
-                reading = await self._fetch(plan_key, plans, timeout)
+                reading = await self._fetch_with_retries(body, deadline, timeout)
             except CanError as error:
                 # A gateway may echo the credentials in its error text.
                 error.redact([self._headers["auth-value"]])
                 return PollResult(None, error, time.perf_counter() - started)
             return PollResult(reading, None, time.perf_counter() - started)
 
-    async def _fetch(self, plan_key: PlanKey, plans: Sequence[str], timeout: float) -> Reading:
-        body = json.dumps({plan_key.value: list(plans)}, ensure_ascii=False).encode()
+    async def _wait_for_rate_limit(self) -> None:
+        if self._limiter is not None:
+            delay = self._limiter.reserve(time.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def _fetch_with_retries(self, body: bytes, deadline: float, timeout: float) -> Reading:
+        remaining = timeout
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return await self._fetch(body, remaining, timeout)
+            except _RetryableError as retryable:
+                pause = _FIRST_RETRY_PAUSE * 2 ** (attempt - 1) * (0.5 + self._random.random())
+                # Give up when the next try could not get at least as long as the pause.
+                if attempt == MAX_ATTEMPTS or time.perf_counter() + 2 * pause >= deadline:
+                    raise retryable.error from None
+                await asyncio.sleep(pause)
+                await self._wait_for_rate_limit()
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:  # the rate limit held the retry past the deadline
+                    raise retryable.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetch(self, body: bytes, remaining: float, timeout: float) -> Reading:
         client = next(self._next_client)
+        self.requests_sent += 1
         try:
             # httpx's timeout bounds each phase; the deadline bounds the whole exchange,
             # so a server trickling bytes cannot hold a poll past its timeout.
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(remaining):
                 async with client.stream(
                     "POST",
                     self.target.endpoint,
                     content=body,
                     headers=self._headers,
-                    timeout=httpx.Timeout(timeout),
+                    timeout=httpx.Timeout(remaining),
                 ) as response:
                     payload = await _read_capped(response)
                     status = response.status_code
@@ -93,15 +129,25 @@ class CanClient:
         except httpx.TimeoutException as exc:
             raise CanError(FailureReason.TIMEOUT, _describe(exc)) from None
         except httpx.TransportError as exc:
-            raise CanError(FailureReason.CONNECTION, _describe(exc)) from None
+            raise _RetryableError(CanError(FailureReason.CONNECTION, _describe(exc))) from None
         except httpx.HTTPError as exc:
             raise CanError(FailureReason.INVALID_RESPONSE, _describe(exc)) from None
+        if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+            raise _RetryableError(_status_error(status, payload))
         if status != httpx.codes.OK:
             raise _status_error(status, payload)
         return parse_latest_time(payload, self.target.timezone)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(client.aclose() for client in self._clients))
+
+
+class _RetryableError(Exception):
+    """A failure worth another try: the connection broke or CAN answered 5xx."""
+
+    def __init__(self, error: CanError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _split_connections(total: int) -> list[int]:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock, IteratorStream
 
-from exporter.can.client import MAX_RESPONSE_BYTES, CanClient, PollResult
+from exporter.can.client import MAX_ATTEMPTS, MAX_RESPONSE_BYTES, CanClient, PollResult
 from exporter.can.models import FailureReason, Reading
 from exporter.config import PlanKey, Target, parse_config
 
@@ -43,6 +43,7 @@ def make_target(
     timeout: str = "10s",
     timezone: str = "Asia/Shanghai",
     auth_type: str = "APIKEY",
+    rate_limit: float | None = None,
 ) -> Target:
     text = f"""
 targets:
@@ -53,6 +54,7 @@ targets:
     timezone: {timezone}
     max_concurrency: {max_concurrency}
     timeout: {timeout}
+    rate_limit: {"null" if rate_limit is None else rate_limit}
 groups:
   - {{name: sales, target: prod, plan_ids: [p1]}}
 """
@@ -275,11 +277,20 @@ async def test_auth_status(client: CanClient, httpx_mock: HTTPXMock, status: int
     assert result.error.trace_id == "trace-auth"
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 404, 400, 429])
-async def test_error_status(client: CanClient, httpx_mock: HTTPXMock, status: int) -> None:
-    httpx_mock.add_response(url=ENDPOINT, method="POST", status_code=status, json=ERROR_BODY)
+@pytest.mark.parametrize(
+    ("status", "tries"),
+    [(500, MAX_ATTEMPTS), (502, MAX_ATTEMPTS), (503, MAX_ATTEMPTS), (404, 1), (400, 1), (429, 1)],
+)
+async def test_error_status(
+    client: CanClient, httpx_mock: HTTPXMock, status: int, tries: int
+) -> None:
+    httpx_mock.add_response(
+        url=ENDPOINT, method="POST", status_code=status, json=ERROR_BODY, is_reusable=True
+    )
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.HTTP_STATUS)
+    # 5xx is retried within the timeout; 4xx never is.
+    assert len(httpx_mock.get_requests()) == tries == client.requests_sent
     assert result.error is not None
     assert result.error.error_msg == "gateway says no"
     assert result.error.trace_id == "trace-http-1"
@@ -300,7 +311,7 @@ async def test_error_status(client: CanClient, httpx_mock: HTTPXMock, status: in
 async def test_error_status_without_json_details(
     client: CanClient, httpx_mock: HTTPXMock, body: bytes
 ) -> None:
-    httpx_mock.add_response(url=ENDPOINT, status_code=502, content=body)
+    httpx_mock.add_response(url=ENDPOINT, status_code=502, content=body, is_reusable=True)
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.HTTP_STATUS)
     assert result.error is not None
@@ -394,15 +405,16 @@ async def test_poll_timeout_sets_the_http_timeouts(
 async def test_connection_failures(
     client: CanClient, httpx_mock: HTTPXMock, exception: httpx.TransportError, name: str
 ) -> None:
-    httpx_mock.add_exception(exception, url=ENDPOINT)
+    httpx_mock.add_exception(exception, url=ENDPOINT, is_reusable=True)
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.CONNECTION)
     assert result.error is not None
     assert result.error.describe() == f"{name}: {exception}"
+    assert len(httpx_mock.get_requests()) == MAX_ATTEMPTS
 
 
 async def test_exception_without_a_message(client: CanClient, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_exception(httpx.ConnectError(""), url=ENDPOINT)
+    httpx_mock.add_exception(httpx.ConnectError(""), url=ENDPOINT, is_reusable=True)
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.CONNECTION)
     assert result.error is not None
@@ -584,9 +596,99 @@ async def test_aclose_closes_every_connection_pool(
 
 
 async def test_poll_after_failure_still_works(client: CanClient, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_exception(httpx.ConnectError("refused"), url=ENDPOINT)
+    httpx_mock.add_response(url=ENDPOINT, status_code=404)
     httpx_mock.add_response(url=ENDPOINT, json=fixture_json("success.json"))
     first = await client.poll(PlanKey.IDS, PLANS, 5.0)
     second = await client.poll(PlanKey.IDS, PLANS, 5.0)
-    assert_failed(first, FailureReason.CONNECTION)
+    assert_failed(first, FailureReason.HTTP_STATUS)
     assert second.reading == SUCCESS_READING
+
+
+# --- retries and the rate limit -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param({"status_code": 503, "json": ERROR_BODY}, id="503"),
+        pytest.param({"status_code": 500, "content": b"<html>oops</html>"}, id="500-html"),
+    ],
+)
+async def test_5xx_then_success_is_retried(
+    client: CanClient, httpx_mock: HTTPXMock, failure: dict[str, Any]
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, **failure)
+    httpx_mock.add_response(url=ENDPOINT, json=fixture_json("success.json"))
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert result.reading == SUCCESS_READING
+    assert client.requests_sent == 2
+
+
+async def test_connection_error_then_success_is_retried(
+    client: CanClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_exception(httpx.ConnectError("refused"), url=ENDPOINT)
+    httpx_mock.add_exception(httpx.ReadError("reset"), url=ENDPOINT)
+    httpx_mock.add_response(url=ENDPOINT, json=fixture_json("success.json"))
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert result.reading == SUCCESS_READING
+    assert client.requests_sent == 3
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({"status_code": 401}, id="401"),
+        pytest.param(
+            {
+                "json": {
+                    "success": True,
+                    "code": "200",
+                    "data": None,
+                    "errorMsg": "Acceleration plan does not exist",
+                }
+            },
+            id="plan-missing",
+        ),
+        pytest.param({"content": b"not json"}, id="invalid"),
+    ],
+)
+async def test_4xx_api_and_invalid_answers_are_not_retried(
+    client: CanClient, httpx_mock: HTTPXMock, answer: dict[str, Any]
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, is_reusable=True, **answer)
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert result.error is not None
+    assert len(httpx_mock.get_requests()) == 1
+
+
+async def test_a_timeout_is_not_retried(client: CanClient, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=ENDPOINT, is_reusable=True)
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert_failed(result, FailureReason.TIMEOUT)
+    assert len(httpx_mock.get_requests()) == 1
+
+
+async def test_retries_stay_within_the_poll_timeout(
+    client: CanClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, status_code=503, is_reusable=True)
+    # The pauses between tries (about 0.1 s, then 0.2 s) do not fit three tries into 0.25 s.
+    result = await client.poll(PlanKey.IDS, PLANS, 0.25)
+    assert_failed(result, FailureReason.HTTP_STATUS)
+    assert result.duration_seconds < 0.25
+    assert 1 <= len(httpx_mock.get_requests()) < MAX_ATTEMPTS
+
+
+async def test_rate_limit_spaces_requests(
+    make_client: ClientFactory, httpx_mock: HTTPXMock
+) -> None:
+    client = make_client(rate_limit=10)
+    httpx_mock.add_response(url=ENDPOINT, json=fixture_json("success.json"), is_reusable=True)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # A burst of 10 goes at once; the next 5 wait a tenth of a second each.
+    results = await asyncio.gather(*(client.poll(PlanKey.IDS, PLANS, 5.0) for _ in range(15)))
+    assert all(result.reading == SUCCESS_READING for result in results)
+    assert loop.time() - started >= 0.45
+    assert client.requests_sent == 15

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,7 +18,13 @@ from exporter.can.models import CanError, FailureReason, parse_latest_time
 from exporter.clock import FixedClock
 from exporter.collector import CanCollector
 from exporter.config import ThresholdValues
-from exporter.state import GroupSnapshot, PlanSnapshot, SnapshotStore, next_snapshot
+from exporter.state import (
+    GroupSnapshot,
+    PlanSnapshot,
+    SnapshotStore,
+    TargetSnapshot,
+    next_snapshot,
+)
 from tests.conftest import NOW, make_group, make_reading, require_tool
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "metrics.prom"
@@ -231,7 +238,9 @@ def _golden_store() -> SnapshotStore:
     failing = next_snapshot(
         GroupSnapshot(make_group("finance")), _ok(0.3), NOW - timedelta(hours=1)
     )
-    store.put(next_snapshot(failing, _failed(FailureReason.HTTP_STATUS, 2.0), NOW))
+    failing = next_snapshot(failing, _failed(FailureReason.HTTP_STATUS, 2.0), NOW)
+    store.put(replace(failing, next_poll_time=NOW + timedelta(minutes=2)))
+    store.put_target(TargetSnapshot("prod", circuit_open=False, requests_sent=7))
     never = PollResult(make_reading(None, None, not_ready=True), None, 0.02)
     store.put(next_snapshot(GroupSnapshot(make_group("inventory")), never, NOW))
     store.put(

@@ -330,6 +330,32 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
         ["targets[0].max_concurrency: Input should be less than or equal to 1000"],
     ),
     (
+        "rate_limit 0",
+        doc(targets=target("    rate_limit: 0\n")),
+        ["targets[0].rate_limit: Input should be greater than 0"],
+    ),
+    (
+        "rate_limit not a number",
+        doc(targets=target("    rate_limit: fast\n")),
+        [
+            "targets[0].rate_limit: Input should be a valid number,"
+            " unable to parse string as a number"
+        ],
+    ),
+    (
+        "max_backoff zero in a group",
+        doc(groups=group("    max_backoff: 0s\n")),
+        ["groups[0].max_backoff: duration '0s' must be greater than zero"],
+    ),
+    (
+        "max_backoff not a duration in defaults",
+        doc(head="defaults:\n  max_backoff: forever\n"),
+        [
+            "defaults.max_backoff: invalid duration 'forever':"
+            " expected a form like 30s, 5m, 1h30m or 2d"
+        ],
+    ),
+    (
         "tls.ca_file that does not exist",
         doc(targets=target("    tls: {ca_file: /nonexistent/ca.pem}\n"), groups=None),
         ["targets[0].tls.ca_file: no such file /nonexistent/ca.pem"],
@@ -542,7 +568,20 @@ def test_minimal_config_uses_built_in_defaults() -> None:
     assert only.data_lag == BUILT_IN_DATA_LAG
     assert only.refresh_age == BUILT_IN_REFRESH_AGE
     assert config.targets["prod"].max_concurrency == 8
+    assert config.targets["prod"].rate_limit is None
+    assert only.max_backoff == 600.0
     assert config.source is None
+
+
+def test_rate_limit_and_max_backoff() -> None:
+    text = doc(
+        targets=target("    rate_limit: 2.5\n"),
+        groups=group("    max_backoff: 30m\n") + group(name="other"),
+        head="defaults:\n  max_backoff: 20m\n",
+    )
+    config = parse_config(text, environ=ENV)
+    assert config.targets["prod"].rate_limit == 2.5
+    assert [g.max_backoff for g in config.groups] == [1800.0, 1200.0]
 
 
 def test_interval_equal_to_timeout_is_allowed() -> None:

@@ -96,8 +96,8 @@ async def test_failures_keep_the_reading_and_log_only_on_change(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="exporter.poller")
     httpx_mock.add_response(url=ENDPOINT, json=OK_BODY)
-    httpx_mock.add_response(url=ENDPOINT, status_code=503, text="Service Unavailable")
-    httpx_mock.add_response(url=ENDPOINT, status_code=503, text="Service Unavailable")
+    httpx_mock.add_response(url=ENDPOINT, status_code=404, text="Not Found")
+    httpx_mock.add_response(url=ENDPOINT, status_code=404, text="Not Found")
     httpx_mock.add_response(url=ENDPOINT, json=OK_BODY)
     poller.apply(_config("  - {name: a, target: prod, plan_ids: [p1]}\n"))
     key = ("prod", "a")

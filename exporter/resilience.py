@@ -1,0 +1,112 @@
+"""What keeps a failing CAN from being hammered: backoff delays, a request-rate limiter and a
+per-target circuit. Pure state and arithmetic; the caller supplies the time and the randomness.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from enum import Enum
+
+from exporter.can.models import FailureReason
+
+# Failures that say the target as a whole is unwell. plan_not_found and api_error are answers
+# from a working CAN about one group's plans.
+TARGET_FAILURES = frozenset(
+    {
+        FailureReason.TIMEOUT,
+        FailureReason.CONNECTION,
+        FailureReason.HTTP_STATUS,
+        FailureReason.AUTH,
+        FailureReason.INVALID_RESPONSE,
+    }
+)
+# The backoff delay is drawn from [1 - _JITTER, 1] of its nominal value, so groups that
+# started failing together drift apart.
+_JITTER = 0.1
+
+
+def backoff_delay(
+    interval: float, consecutive_failures: int, max_backoff: float, draw: float
+) -> float:
+    """Seconds until the next poll of a group after ``consecutive_failures`` failed polls.
+
+    The interval doubles with every failure after the first, up to ``max_backoff``; it is never
+    shorter than the interval itself. ``draw`` is a uniform random number in [0, 1).
+    """
+    if consecutive_failures <= 1:
+        return interval
+    cap = max(interval, max_backoff)
+    # min() before the power would overflow for a group that has failed for weeks.
+    exponent = min(consecutive_failures - 1, 64)
+    nominal = min(interval * 2.0**exponent, cap)
+    return max(interval, nominal * (1.0 - _JITTER * draw))
+
+
+class RateLimiter:
+    """Spaces request starts to at most ``rate`` per second, allowing a burst of ``burst``.
+
+    The generic cell rate algorithm: each request reserves the next slot, and ``reserve``
+    says how long to wait for it, so concurrent callers queue up in order.
+    """
+
+    def __init__(self, rate: float, burst: int | None = None) -> None:
+        self._spacing = 1.0 / rate
+        burst = burst if burst is not None else max(1, math.floor(rate))
+        self._tolerance = (burst - 1) * self._spacing
+        self._theoretical_arrival = -math.inf
+
+    def reserve(self, now: float) -> float:
+        arrival = max(self._theoretical_arrival, now)
+        self._theoretical_arrival = arrival + self._spacing
+        return max(0.0, arrival - self._tolerance - now)
+
+
+class CircuitChange(Enum):
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+class Circuit:
+    """One target's circuit: open while every one of its groups fails at the target level.
+
+    While open, polls are not sent except one probe at a time; the first probe that CAN
+    answers (even with an error about a plan) closes it.
+    """
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self._failing: set[str] = set()
+        self._probing = False
+
+    def record(
+        self, group: str, reason: FailureReason | None, groups: Collection[str]
+    ) -> CircuitChange | None:
+        """Note a group's poll outcome (``reason`` None for success); say if the state flipped."""
+        answered = reason is None or reason not in TARGET_FAILURES
+        if answered:
+            self._failing.discard(group)
+        else:
+            self._failing.add(group)
+        self._failing.intersection_update(groups)
+        if self.is_open and answered:
+            self.is_open = False
+            return CircuitChange.CLOSED
+        if not self.is_open and groups and self._failing.issuperset(groups):
+            self.is_open = True
+            return CircuitChange.OPENED
+        return None
+
+    def start_probe(self) -> bool:
+        """While open: True if the caller may send the one probe (and must call end_probe)."""
+        if self._probing:
+            return False
+        self._probing = True
+        return True
+
+    def end_probe(self) -> None:
+        self._probing = False
+
+    @property
+    def failing_groups(self) -> int:
+        return len(self._failing)
