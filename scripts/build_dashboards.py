@@ -691,7 +691,7 @@ def group() -> Json:
     scope = GROUP_SCOPE
     layout = Layout()
     layout.add(
-        6,
+        5,
         4,
         stat(
             "State",
@@ -735,9 +735,17 @@ def group() -> Json:
             Query(selector("aloudata_can_poll_success", scope), "{{group}}"),
             mapping=POLL_MAPPING,
         ),
+        stat(
+            "Failures in a row",
+            "Polls of the group that failed in a row. From the second one on, the exporter "
+            "backs off: the next poll moves out, doubling up to the group's max_backoff.",
+            COUNT,
+            Query(selector("aloudata_can_poll_consecutive_failures", scope), "{{group}}"),
+            thresholds=_steps("green", (1, "orange"), (3, "red")),
+        ),
     )
     layout.add(
-        8,
+        6,
         4,
         stat(
             "Latest data time",
@@ -765,6 +773,17 @@ def group() -> Json:
             TIMESTAMP,
             Query(
                 as_millis(selector("aloudata_can_last_success_timestamp_seconds", scope)),
+                "{{group}}",
+            ),
+            color_mode="none",
+        ),
+        stat(
+            "Next poll",
+            "When the exporter polls CAN for this group next; more than an interval away while "
+            "it backs off after failures.",
+            TIMESTAMP,
+            Query(
+                as_millis(selector("aloudata_can_next_poll_timestamp_seconds", scope)),
                 "{{group}}",
             ),
             color_mode="none",
@@ -940,6 +959,18 @@ def exporter() -> Json:
             ),
             thresholds=_steps("green", (1, "red")),
         ),
+        stat(
+            "Targets with an open circuit",
+            "Targets whose every group fails at the target level (timeouts, refused "
+            "connections, 5xx, rejected credentials): the exporter holds its polls back to one "
+            "probe at a time until CAN answers.",
+            COUNT,
+            Query(
+                f"count({selector('aloudata_can_target_circuit_open', scope)} == 1) or vector(0)",
+                "open",
+            ),
+            thresholds=_steps("green", (1, "red")),
+        ),
     )
     layout.add(
         12,
@@ -950,6 +981,16 @@ def exporter() -> Json:
             PER_SECOND,
             Query(
                 f"sum by (target) ({rate('aloudata_can_poll_duration_seconds_count', scope)})",
+                "{{target}}",
+            ),
+        ),
+        timeseries(
+            "Requests to CAN per second by target",
+            "HTTP requests the exporter sends to each target per second, retries and per-plan "
+            "requests included. Backoff and the circuit keep this low while CAN fails.",
+            PER_SECOND,
+            Query(
+                f"sum by (target) ({rate('aloudata_can_target_requests_total', scope)})",
                 "{{target}}",
             ),
         ),
