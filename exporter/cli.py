@@ -30,7 +30,8 @@ from exporter.poller import Poller
 from exporter.report import render_table
 from exporter.settings import ENV_PREFIX, Settings, parse_listen_address
 from exporter.state import SnapshotStore
-from exporter.web import WebApp, WebOptions
+from exporter.web import WebApp, WebOptions, WebSecurity
+from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 from exporter.yamlfile import format_location
 
 log = logging.getLogger("exporter")
@@ -41,6 +42,7 @@ _SHUTDOWN_GRACE_SECONDS = 5.0
 # Flag -> Settings field; each field can also come from ALOUDATA_CAN_EXPORTER_<FIELD>.
 _SETTINGS_FLAGS = {
     "config_file": "--config.file",
+    "web_config_file": "--web.config.file",
     "web_listen_address": "--web.listen-address",
     "web_telemetry_path": "--web.telemetry-path",
     "web_enable_lifecycle": "--web.enable-lifecycle",
@@ -61,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="config_file",
         metavar="PATH",
         help="YAML configuration file (default: exporter.yml)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="exporter-toolkit web config (YAML) that enables TLS and/or basic auth "
+        "(default: none, plain HTTP)",
     )
     parser.add_argument(
         "--web.listen-address",
@@ -178,12 +187,22 @@ async def _run(args: argparse.Namespace, settings: Settings, log_setup: LogSetup
             return 1
         log_setup.mask(config.secrets())
         _log_warnings(config)
+        web_config = None
+        if settings.web_config_file is not None:
+            try:
+                web_config = load_web_config(settings.web_config_file)
+            except WebConfigError as exc:
+                for line in exc.lines():
+                    print(line, file=sys.stderr)
+                return 1
+            for warning in web_config.warnings:
+                log.warning("web config warning", extra={"warning": warning})
         if args.check_config:
             print(f"config ok: {len(config.targets)} targets, {len(config.groups)} groups")
             return 0
         if args.once:
             return await _run_once(config)
-        return await _serve(config, source, settings, log_setup, demo=args.demo)
+        return await _serve(config, source, settings, log_setup, web_config, demo=args.demo)
 
 
 async def _start_demo(stack: contextlib.AsyncExitStack) -> ConfigSource:
@@ -213,7 +232,13 @@ async def _run_once(config: Config) -> int:
 
 
 async def _serve(
-    config: Config, source: ConfigSource, settings: Settings, log_setup: LogSetup, *, demo: bool
+    config: Config,
+    source: ConfigSource,
+    settings: Settings,
+    log_setup: LogSetup,
+    web_config: WebConfig | None,
+    *,
+    demo: bool,
 ) -> int:
     clock = SystemClock()
     store = SnapshotStore()
@@ -230,6 +255,7 @@ async def _serve(
         is_ready=lambda: poller.ready,
         reload=reloader.reload,
         options=WebOptions(settings.web_telemetry_path, settings.web_enable_lifecycle),
+        security=WebSecurity(web_config) if web_config is not None else None,
     )
     try:
         bound = await web.start(settings.listen_address)
@@ -248,6 +274,8 @@ async def _serve(
             "version": __version__,
             "listen": ",".join(bound),
             "telemetry_path": settings.web_telemetry_path,
+            "tls": web_config is not None and web_config.tls_enabled,
+            "basic_auth": web_config is not None and web_config.basic_auth_enabled,
             "targets": len(config.targets),
             "groups": len(config.groups),
         },

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 9873
@@ -51,6 +51,10 @@ def _check_listen_address(text: str) -> str:
     return text
 
 
+def _empty_is_unset(value: object) -> object:
+    return None if value == "" else value
+
+
 def _check_path(path: str) -> str:
     if not path.startswith("/") or path in ("/", "/healthz", "/readyz", "/-/reload"):
         raise ValueError(f"invalid telemetry path {path!r}: must start with / and not clash")
@@ -63,6 +67,8 @@ class Settings(BaseSettings):
     )
 
     config_file: Path = Path("exporter.yml")
+    # exporter-toolkit's TLS and basic auth file; an empty value means none, as in Go.
+    web_config_file: Annotated[Path | None, BeforeValidator(_empty_is_unset)] = None
     web_listen_address: Annotated[str, AfterValidator(_check_listen_address)] = f":{DEFAULT_PORT}"
     web_telemetry_path: Annotated[str, AfterValidator(_check_path)] = "/metrics"
     web_enable_lifecycle: bool = False

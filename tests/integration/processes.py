@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,9 +34,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, **client_options: Any) -> bool:
+    """``client_options`` go to ``httpx.get``: ``verify``, ``auth``."""
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
+        return httpx.get(url, timeout=1.0, **client_options).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -94,19 +95,33 @@ class Simulator(Server):
 
 
 class Exporter(Server):
-    def __init__(self, args: Sequence[str], tmp: Path, *, wait_ready: bool = True) -> None:
+    """The exporter; with ``https`` its URL is https:// and ``client_options`` (httpx's
+    ``verify`` and ``auth``) go with the readiness check and the scrapes."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        tmp: Path,
+        *,
+        wait_ready: bool = True,
+        https: bool = False,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__("exporter", args, tmp / "exporter.log")
+        if https:
+            self.url = f"https://127.0.0.1:{self.port}"
+        self.client_options = dict(client_options or {})
         if wait_ready:
             wait_for(self._ready, STARTUP_TIMEOUT, "the exporter's /readyz")
 
     def _ready(self) -> bool:
         if self.popen.poll() is not None:
             raise AssertionError(f"exporter exited early:\n{self.log()}")
-        return http_ok(f"{self.url}/readyz")
+        return http_ok(f"{self.url}/readyz", **self.client_options)
 
     def scrape(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Every sample on /metrics, keyed by (name, labels)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5.0).text
+        text = httpx.get(f"{self.url}/metrics", timeout=5.0, **self.client_options).text
         return {
             (sample.name, frozenset(sample.labels.items())): sample.value
             for family in text_string_to_metric_families(text)

@@ -57,3 +57,14 @@ def test_errors_name_the_flag_or_the_variable(monkeypatch: pytest.MonkeyPatch) -
     assert len(lines) == 2
     assert lines[0].startswith("settings error: --web.telemetry-path: invalid telemetry path")
     assert lines[1].startswith("settings error: ALOUDATA_CAN_EXPORTER_LOG_LEVEL: ")
+
+
+def test_web_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(build_parser().parse_args([])).web_config_file is None
+    monkeypatch.setenv("ALOUDATA_CAN_EXPORTER_WEB_CONFIG_FILE", "/etc/env-web.yml")
+    settings = load_settings(build_parser().parse_args([]))
+    assert str(settings.web_config_file) == "/etc/env-web.yml"
+    settings = load_settings(build_parser().parse_args(["--web.config.file", "web.yml"]))
+    assert str(settings.web_config_file) == "web.yml"
+    monkeypatch.setenv("ALOUDATA_CAN_EXPORTER_WEB_CONFIG_FILE", "")  # empty means none, as in Go
+    assert load_settings(build_parser().parse_args([])).web_config_file is None
