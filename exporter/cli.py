@@ -24,6 +24,7 @@ from exporter import __version__
 from exporter.clock import Clock, SystemClock
 from exporter.collector import CanCollector
 from exporter.config import Config, ConfigError, load_config
+from exporter.filewatch import FileWatcher
 from exporter.logs import FORMATS, LEVELS, LogSetup, setup_logging
 from exporter.metrics import ExporterMetrics
 from exporter.poller import Poller
@@ -247,7 +248,7 @@ async def _serve(
     registry.register(CanCollector(store, clock))
     exporter_metrics = ExporterMetrics(registry)
     poller = Poller(store, clock)
-    reloader = Reloader(source, poller, exporter_metrics, log_setup, clock)
+    reloader = Reloader(source, poller, exporter_metrics, log_setup, clock, config=config)
     web = WebApp(
         registry,
         store=store,
@@ -286,10 +287,15 @@ async def _serve(
             "demo: open the landing page to see every group's state; Ctrl-C stops",
             extra={"url": f"http://{address.host or 'localhost'}:{address.port}/"},
         )
+    # A rotated value_file is picked up by a reload, like a SIGHUP would.
+    # Late-bound on purpose: after a reload, the files of the new config are watched.
+    secrets = FileWatcher(lambda: reloader.config.secret_files())  # noqa: PLW0108
+    watching = asyncio.create_task(secrets.run(lambda _: reloader.reload()))
     stop = asyncio.Event()
     _install_signal_handlers(stop, reloader)
     await stop.wait()
     log.info("shutting down")
+    watching.cancel()
     await poller.stop(_SHUTDOWN_GRACE_SECONDS)
     await web.stop()
     log.info("stopped")
@@ -306,7 +312,10 @@ class Reloader:
         exporter_metrics: ExporterMetrics,
         log_setup: LogSetup,
         clock: Clock,
+        *,
+        config: Config,
     ) -> None:
+        self.config = config  # the running one
         self._source = source
         self._poller = poller
         self._metrics = exporter_metrics
@@ -329,6 +338,7 @@ class Reloader:
             self._log_setup.mask(config.secrets())
             _log_warnings(config)
             self._poller.apply(config)
+            self.config = config
             self._metrics.config_loaded(True, self._clock.now().timestamp())
             log.info(
                 "config reloaded",

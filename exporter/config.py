@@ -260,6 +260,8 @@ class Target:
     ca_file: Path | None
     insecure_skip_verify: bool
     rate_limit: float | None = None  # requests per second; None: no limit
+    # Where auth_value was read from, watched for rotation; None when it was inline.
+    auth_value_file: Path | None = None
 
     @property
     def endpoint(self) -> str:
@@ -300,6 +302,10 @@ class Config:
 
     def secrets(self) -> list[str]:
         return [t.auth_value.get_secret_value() for t in self.targets.values()]
+
+    def secret_files(self) -> list[Path]:
+        """The files secrets were read from, to re-read when they change."""
+        return sorted({t.auth_value_file for t in self.targets.values() if t.auth_value_file})
 
 
 def load_zone(name: str) -> ZoneInfo:
@@ -422,6 +428,9 @@ def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path
         timeout=settings.timeout or defaults.timeout,
         ca_file=_resolve_path(settings.tls.ca_file, base_dir, "tls.ca_file"),
         insecure_skip_verify=settings.tls.insecure_skip_verify,
+        auth_value_file=(
+            base_dir / settings.auth.value_file if settings.auth.value_file is not None else None
+        ),
     )
 
 

@@ -317,3 +317,33 @@ def test_port_in_use_is_a_clear_startup_error(simulator: Simulator, config_dir: 
     assert result.stderr.splitlines()[-1].startswith(
         f"startup error: cannot listen on 127.0.0.1:{port}"
     )
+
+
+def test_a_rotated_value_file_is_used_without_a_restart(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    # Start with a credential CAN rejects, then rotate the file in place, as kubelet does.
+    apikey = tmp_path / "apikey"
+    apikey.write_text("expired-apikey-0000\n")
+    config = tmp_path / "exporter.yml"
+    groups = "  - {name: fresh, target: sim, plan_ids: [aaaa0000000000000000000000000001]}\n"
+    config.write_text(
+        _config(simulator.url, groups).replace("interval: 30s", "interval: 2s\n  max_backoff: 4s")
+    )
+    process = Exporter(["--config.file", str(config), "--log.format", "json"], tmp_path)
+    try:
+        auth = {"target": "sim", "group": "fresh", "reason": "auth"}
+        assert (process.value("aloudata_can_poll_errors_total", **auth) or 0) >= 1
+        assert process.value("aloudata_can_poll_success", target="sim", group="fresh") == 0
+        apikey.write_text(SECRET + "\n")
+        wait_for(
+            lambda: process.value("aloudata_can_poll_success", target="sim", group="fresh") == 1,
+            20.0,
+            "the rotated credential to be used",
+        )
+    finally:
+        process.stop()
+    log = process.log()
+    assert "secret file changed; reloading" in log
+    assert SECRET not in log
+    assert "expired-apikey-0000" not in log
