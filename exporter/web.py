@@ -14,7 +14,7 @@ import html
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,9 +27,9 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.clock import Clock
-from exporter.report import describe_status, format_age
+from exporter.report import describe_status, format_age, format_until
 from exporter.settings import ListenAddress
-from exporter.state import GroupSnapshot, SnapshotStore
+from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot
 from exporter.webauth import BasicAuth
 from exporter.webconfig import (
     TLSSettings,
@@ -311,14 +311,28 @@ class WebApp:
 
     async def _landing(self, _: web.Request) -> web.Response:
         page = render_landing_page(
-            self._store.snapshots(), self._clock.now(), self._options.telemetry_path
+            self._store.snapshots(),
+            self._clock.now(),
+            self._options.telemetry_path,
+            self._store.targets(),
         )
         return web.Response(text=page, content_type="text/html")
 
 
-def render_landing_page(snapshots: list[GroupSnapshot], now: datetime, telemetry_path: str) -> str:
+def render_landing_page(
+    snapshots: list[GroupSnapshot],
+    now: datetime,
+    telemetry_path: str,
+    targets: Sequence[TargetSnapshot] = (),
+) -> str:
     rows = "\n".join(_landing_row(snapshot, now) for snapshot in snapshots)
     path = html.escape(telemetry_path)
+    circuits = "".join(
+        f'<p class="fail">Target {html.escape(target.name)}: every group is failing; polls are '
+        "held back to one probe at a time until CAN answers.</p>\n"
+        for target in targets
+        if target.circuit_open
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Aloudata CAN exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
@@ -326,8 +340,8 @@ def render_landing_page(snapshots: list[GroupSnapshot], now: datetime, telemetry
 <body><h1>Aloudata CAN exporter</h1>
 <p>Version {html.escape(__version__)}.
 <a href="{path}">Metrics</a> · <a href="/healthz">Health</a> · <a href="/readyz">Readiness</a></p>
-<table><thead><tr><th>Target</th><th>Group</th><th>Plans</th><th>Last poll</th>
-<th>Data lag</th><th>Refresh age</th><th>Not ready</th></tr></thead>
+{circuits}<table><thead><tr><th>Target</th><th>Group</th><th>Plans</th><th>Last poll</th>
+<th>Data lag</th><th>Refresh age</th><th>Not ready</th><th>Next poll</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table></body></html>
@@ -347,6 +361,7 @@ def _landing_row(snapshot: GroupSnapshot, now: datetime) -> str:
         format_age(reading.latest_data_time if reading else None, now),
         format_age(reading.latest_refresh_time if reading else None, now),
         ("yes" if reading.has_not_ready else "no") if reading else "-",
+        format_until(snapshot.next_poll_time, now),
     ]
     tds = "".join(
         f'<td class="{css}">{html.escape(cell)}</td>'

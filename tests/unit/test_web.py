@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
+from datetime import timedelta
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
@@ -11,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from exporter.can.client import PollResult
 from exporter.clock import FixedClock
 from exporter.collector import CanCollector
-from exporter.state import GroupSnapshot, SnapshotStore, next_snapshot
+from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 from exporter.web import WebApp, WebOptions
 from tests.conftest import NOW, make_group, make_reading
 
@@ -97,3 +99,17 @@ async def test_landing_page_escapes_and_shows_states() -> None:
     assert ">ok<" in page
     assert ">pending<" in page
     assert ">1d4h<" in page  # the data lag of group a
+
+
+async def test_landing_page_shows_backoff_and_open_circuits() -> None:
+    store = _store()
+    snapshot = store.get(("prod", "a"))
+    assert snapshot is not None
+    store.put(replace(snapshot, next_poll_time=NOW + timedelta(minutes=4)))
+    store.put_target(TargetSnapshot("prod", circuit_open=True))
+    store.put_target(TargetSnapshot("staging", circuit_open=False))
+    page = (await _call(_app(store), "GET", "/")).text
+    assert page is not None
+    assert ">in 4m<" in page
+    assert "Target prod: every group is failing" in page
+    assert "Target staging" not in page
