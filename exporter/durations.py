@@ -15,7 +15,10 @@ _UNIT_SECONDS = {
 }
 # Units must appear from largest to smallest, each at most once, as in Prometheus.
 _UNIT_ORDER = ("y", "w", "d", "h", "m", "s", "ms")
-_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+# ASCII digits only: ``\d`` alone would also take other scripts' digits, such as "٣s".
+_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+# As in Prometheus, a duration must fit a signed 64-bit count of nanoseconds (about 292y).
+_MAX_MILLISECONDS = (2**63 - 1) // 1_000_000
 
 
 def parse_duration(text: str) -> float:
@@ -26,7 +29,7 @@ def parse_duration(text: str) -> float:
     if stripped == "0":
         return 0.0
     position = 0
-    seconds = 0.0
+    milliseconds = 0
     last_unit_rank = -1
     for match in _PART.finditer(stripped):
         if match.start() != position:
@@ -35,11 +38,17 @@ def parse_duration(text: str) -> float:
         if rank <= last_unit_rank:
             raise ValueError(f"invalid duration {text!r}: units must go from largest to smallest")
         last_unit_rank = rank
-        seconds += int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        digits = match.group(1)
+        # Counted in whole milliseconds, so the total is exact and bounded before any float.
+        if len(digits.lstrip("0")) > len(str(_MAX_MILLISECONDS)):
+            raise ValueError(f"invalid duration {text!r}: out of range (at most about 292y)")
+        milliseconds += int(digits) * round(_UNIT_SECONDS[match.group(2)] * 1000)
         position = match.end()
     if position == 0 or position != len(stripped):
         raise ValueError(f"invalid duration {text!r}: expected a form like 30s, 5m, 1h30m or 2d")
-    return seconds
+    if milliseconds > _MAX_MILLISECONDS:
+        raise ValueError(f"invalid duration {text!r}: out of range (at most about 292y)")
+    return milliseconds / 1000
 
 
 def format_duration(seconds: float) -> str:

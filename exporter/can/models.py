@@ -54,8 +54,11 @@ class CanError(Exception):
     def redact(self, secrets: Sequence[str]) -> None:
         """Mask ``secrets`` in the texts that came from CAN."""
         self.message = redact(self.message, secrets)
+        self.args = (self.message,)
         if self.error_msg is not None:
             self.error_msg = redact(self.error_msg, secrets)
+        if self.trace_id is not None:
+            self.trace_id = redact(self.trace_id, secrets)
 
     def describe(self) -> str:
         """One line for people: our message, then CAN's errorMsg and traceId when known."""
@@ -63,7 +66,9 @@ class CanError(Exception):
         if self.error_msg:
             parts.append(f"errorMsg={self.error_msg!r}")
         if self.trace_id:
-            parts.append(f"traceId={self.trace_id}")
+            # Quoted when it holds a line break or other control character, to stay one line.
+            trace_id = self.trace_id if self.trace_id.isprintable() else repr(self.trace_id)
+            parts.append(f"traceId={trace_id}")
         return " ".join(parts)
 
 
@@ -81,6 +86,7 @@ _PLAN_MISSING = re.compile(r"plan.*(not exist|not found)|方案不存在", re.IG
 _AUTH_CODES = frozenset({"401", "403"})
 _CAN_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?)?",
+    re.ASCII,  # 0-9 only; plain \d also matches other scripts' digits
 )
 # Bounds what we echo of a malformed value into a log line.
 _ECHO_LIMIT = 64
@@ -95,9 +101,20 @@ def parse_latest_time(body: bytes | str, zone: tzinfo | None) -> Reading:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise CanError(FailureReason.INVALID_RESPONSE, "response is not JSON") from None
+    except RecursionError:
+        # json's decoder recurses per nesting level: a 100 kB "[[[[..." body gets here.
+        raise _nested_too_deeply() from None
     if not isinstance(payload, dict):
         raise CanError(FailureReason.INVALID_RESPONSE, "response is not a JSON object")
-    return reading_from_payload(payload, zone)
+    try:
+        return reading_from_payload(payload, zone)
+    except RecursionError:
+        # Echoing a value nested almost as deeply as the decoder allows can recurse further.
+        raise _nested_too_deeply() from None
+
+
+def _nested_too_deeply() -> CanError:
+    return CanError(FailureReason.INVALID_RESPONSE, "response is nested too deeply")
 
 
 def reading_from_payload(payload: dict[str, Any], zone: tzinfo | None) -> Reading:
