@@ -311,7 +311,8 @@ class Config:
 def load_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a directory of the zone database (`Asia`) or a name too long for a path.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown time zone {name!r}; use an IANA name such as UTC") from None
 
 
@@ -443,6 +444,8 @@ def _read_auth_value(auth: AuthSettings, base_dir: Path) -> SecretStr:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
+    except ValueError:  # a NUL byte in the path
+        raise ValueError("auth.value_file: not a valid path") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
     return SecretStr(value)

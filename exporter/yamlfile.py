@@ -47,6 +47,16 @@ def load_yaml(text: str) -> Any:
         ) from None
     except yaml.YAMLError as exc:
         raise YamlError(f"invalid YAML: {type(exc).__name__}") from None
+    # PyYAML's constructors raise plain exceptions for values they cannot build:
+    # `2024-13-45` (a date), `!!int x`, an int of 5,000 digits, `!!set 0`.
+    # Their text echoes the value, which could be a secret: name the kind of problem only.
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+        raise YamlError(
+            "invalid YAML: a value cannot be built; check dates (2024-13-45), very long "
+            "numbers and !!tags"
+        ) from None
+    except RecursionError:
+        raise YamlError("invalid YAML: nested too deeply") from None
 
 
 def format_location(loc: Sequence[int | str]) -> str:

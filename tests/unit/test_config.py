@@ -330,6 +330,11 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
         ["targets[0].max_concurrency: Input should be less than or equal to 1000"],
     ),
     (
+        "value_file with a NUL byte",
+        doc(targets=target(auth='{type: APIKEY, value_file: "a\\0b"}')),
+        ["targets[0].auth.value_file: not a valid path"],
+    ),
+    (
         "rate_limit 0",
         doc(targets=target("    rate_limit: 0\n")),
         ["targets[0].rate_limit: Input should be greater than 0"],
