@@ -105,13 +105,16 @@ class Poller:
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop scheduling, let polls in flight finish (bounded), close the clients."""
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            # Pause, not shutdown: APScheduler's shutdown cancels the jobs that are running.
+            self._scheduler.pause()
         pending = self._in_flight | self._retired
         if pending:
             _, still_running = await asyncio.wait(pending, timeout=grace_seconds)
             for task in still_running:
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
         await asyncio.gather(*(client.aclose() for client in self._clients.values()))
         self._clients.clear()
 

@@ -352,11 +352,6 @@ def test_the_secret_never_leaks(stack: Stack) -> None:
     assert "<secret>" in log, "the echoing gateway's text should show up masked"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: Poller.stop() calls scheduler.shutdown(wait=False) first, and APScheduler's "
-    "AsyncIOExecutor cancels every running job: no grace, and an ERROR traceback per poll",
-)
 def test_shutdown_lets_a_poll_in_flight_finish_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "apikey").write_text(SECRET + "\n")
     with RawCan() as can:
