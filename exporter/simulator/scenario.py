@@ -9,7 +9,7 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
 from pathlib import Path
@@ -39,6 +39,7 @@ PLAN_NOT_FOUND_MESSAGE = "Acceleration plan does not exist"
 
 _JSON = "application/json"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ScenarioError(Exception):
@@ -97,6 +98,44 @@ class Auth(BaseModel):
     value: SecretStr = Field(min_length=1)
 
 
+class FlapMode(StrEnum):
+    """How a flapping plan fails while it is down."""
+
+    HTTP_STATUS = "http_status"
+    HANG = "hang"
+    RESET = "reset"
+    PLAN_NOT_FOUND = "plan_not_found"
+
+
+class Flap(BaseModel):
+    """Down for the first `down` of every `period`, counted from the Unix epoch plus `offset`."""
+
+    model_config = _MODEL_CONFIG
+
+    period: PositiveDuration
+    down: PositiveDuration
+    offset: Duration = timedelta(0)
+    mode: FlapMode = FlapMode.HTTP_STATUS
+    http_status: int = Field(default=503, ge=400, le=599)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.down >= self.period:
+            raise PydanticCustomError("flap", "down must be shorter than period")
+        if "http_status" in self.model_fields_set and self.mode is not FlapMode.HTTP_STATUS:
+            raise PydanticCustomError(
+                "flap",
+                "http_status only applies to mode http_status, not {mode}",
+                {"mode": self.mode.value},
+            )
+        return self
+
+    def down_left(self, now: datetime) -> timedelta | None:
+        """How long the down window around `now` (aware) still lasts, or None while up."""
+        phase = (now - _UNIX_EPOCH - self.offset) % self.period
+        return self.down - phase if phase < self.down else None
+
+
 class Faults(BaseModel):
     model_config = _MODEL_CONFIG
 
@@ -104,6 +143,7 @@ class Faults(BaseModel):
     http_status: int | None = Field(default=None, ge=400, le=599)
     malformed_json: bool = False
     api_error: str | None = Field(default=None, min_length=1)
+    flap: Flap | None = None
 
 
 class Plan(BaseModel):
@@ -235,12 +275,20 @@ def plan_refresh_time(plan: Plan, local_now: datetime) -> datetime | None:
 
 @dataclass(frozen=True)
 class SimulatedReply:
-    """What the server should answer, after waiting `delay`."""
+    """What the server should answer, after waiting `delay`.
+
+    With `reset` the server sends no answer at all but resets the connection; `status` is then 0
+    and `body` empty.
+    """
 
     status: int
     body: bytes
     content_type: str = _JSON
     delay: timedelta = timedelta(0)
+    reset: bool = False
+
+
+_RESET_REPLY = SimulatedReply(status=0, body=b"", content_type="text/plain", reset=True)
 
 
 @dataclass(frozen=True)
@@ -272,16 +320,23 @@ def compute_reply(
 
     requested = [_find_plan(scenario, selection, key) for key in selection.keys]
     known = [plan for plan in requested if plan is not None]
+    down = [
+        (flap, left)
+        for plan in known
+        if (flap := plan.faults.flap) is not None and (left := flap.down_left(now)) is not None
+    ]
     # Faults stand for trouble in front of the plan lookup (gateway, overload), so they win.
-    reply = _fault_reply(known, scenario, now, trace_id)
+    reply = _flap_reply(down, trace_id) or _fault_reply(known, scenario, now, trace_id)
     if reply is None:
         reply = (
             _plan_not_found_reply(trace_id)
             if len(known) < len(requested)
             else _success_reply(known, scenario, now, trace_id)
         )
-    latency = max((plan.faults.latency for plan in known), default=timedelta(0))
-    return dataclasses.replace(reply, delay=latency)
+    # A hanging flap holds the answer until its down window ends.
+    hangs = [left for flap, left in down if flap.mode is FlapMode.HANG]
+    delay = max([plan.faults.latency for plan in known] + hangs, default=timedelta(0))
+    return dataclasses.replace(reply, delay=delay)
 
 
 def _is_authorized(scenario: Scenario, headers: Mapping[str, str]) -> bool:
@@ -312,6 +367,18 @@ def _find_plan(scenario: Scenario, selection: _Selection, key: str) -> Plan | No
     for plan in scenario.plans:
         if (plan.name if selection.by_name else plan.id) == key:
             return plan
+    return None
+
+
+def _flap_reply(down: Sequence[tuple[Flap, timedelta]], trace_id: str) -> SimulatedReply | None:
+    """The failure of the first flap that is down, unless it only hangs."""
+    for flap, _ in down:
+        if flap.mode is FlapMode.HTTP_STATUS:
+            return _http_status_reply(flap.http_status)
+        if flap.mode is FlapMode.RESET:
+            return _RESET_REPLY
+        if flap.mode is FlapMode.PLAN_NOT_FOUND:
+            return _plan_not_found_reply(trace_id)
     return None
 
 

@@ -3,6 +3,8 @@
 import asyncio
 import logging
 import secrets
+import socket
+import struct
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -57,10 +59,27 @@ async def _latest_time(request: web.Request) -> web.Response:
     )
     if reply.delay:
         await asyncio.sleep(reply.delay.total_seconds())
+    if reply.reset:
+        _reset_connection(request)
+        _log.debug("reset latestTime connection delay_seconds=%s", reply.delay.total_seconds())
+        # Writing it fails on the closed transport, which aiohttp takes for a client that went
+        # away: nothing reaches the client, and the access log shows status 0.
+        return web.Response(status=reply.status)
     _log.debug(
         "answered latestTime status=%d delay_seconds=%s", reply.status, reply.delay.total_seconds()
     )
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
+
+
+def _reset_connection(request: web.Request) -> None:
+    """Drop the connection with a TCP RST (linger 0) rather than an orderly close."""
+    transport = request.transport
+    if transport is None:  # the client has already gone
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 async def _healthy(_: web.Request) -> web.Response:

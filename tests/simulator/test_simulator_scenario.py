@@ -54,6 +54,14 @@ def test_faults_scenario_has_one_plan_per_fault_kind() -> None:
     assert faults["garbled_malformed_json"].malformed_json
     assert faults["broken_api_error"].api_error == "Internal error"
     assert faults["healthy_daily"].latency == timedelta(0)
+    assert faults["healthy_daily"].flap is None
+    flap = faults["flapping_503"].flap
+    assert flap is not None
+    assert (flap.period, flap.down, flap.http_status) == (
+        timedelta(minutes=1),
+        timedelta(seconds=20),
+        503,
+    )
 
 
 @pytest.mark.parametrize(

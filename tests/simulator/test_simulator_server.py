@@ -1,10 +1,11 @@
 """The aiohttp server, started in-process on a free loopback port."""
 
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ SLOW = "2f1b6d4c8e0a5f3b9d7c1e2a4b6f8d01"
 UNAVAILABLE = "3a2c7e5d9f1b6a4c0e8d2f3b5c7a9e12"
 MALFORMED = "4b3d8f6e0a2c7b5d1f9e3a4c6d8b0f23"
 API_ERROR = "5c4e9a7f1b3d8c6e2a0f4b5d7e9c1a34"
+FLAPPING = "6d5f0b8a2c4e9d7f3b1a5c6e8f0d2b45"  # down for the first 20 s of every minute
 
 
 @pytest.fixture
@@ -131,6 +133,57 @@ async def test_malformed_json_fault(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         response.json()
+
+
+async def test_flapping_plan_is_down_at_second_16(client: httpx.AsyncClient) -> None:
+    response = await client.post(LATEST_TIME_PATH, json=_ids(FLAPPING))
+
+    assert response.status_code == 503
+    assert response.text == "503 Service Unavailable\n"
+
+
+async def test_flap_reset_drops_the_connection_then_recovers(
+    make_scenario: Callable[..., Scenario],
+    auth_headers: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flap = {"period": "1m", "down": "20s", "mode": "reset"}
+    scenario = make_scenario({"id": "p", "name": "p", "faults": {"flap": flap}})
+    clock = [NOW]  # second 16 of the minute: down
+
+    async with (
+        await start_simulator(scenario, now=lambda: clock[0]) as simulator,
+        httpx.AsyncClient(base_url=simulator.base_url, headers=auth_headers) as client,
+    ):
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+            await client.post(LATEST_TIME_PATH, json=_ids("p"))
+        clock[0] = NOW + timedelta(seconds=4)  # second 20: up again
+        response = await client.post(LATEST_TIME_PATH, json=_ids("p"))
+
+    assert response.status_code == 200
+    assert response.json()["success"] is True
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+async def test_flap_hang_answers_when_the_window_ends(
+    make_scenario: Callable[..., Scenario], auth_headers: dict[str, str]
+) -> None:
+    flap = {"period": "1m", "down": "16300ms", "mode": "hang"}  # 300 ms left at NOW
+    scenario = make_scenario({"id": "p", "name": "p", "faults": {"flap": flap}})
+
+    async with (
+        await start_simulator(scenario, now=lambda: NOW) as simulator,
+        httpx.AsyncClient(base_url=simulator.base_url, headers=auth_headers) as client,
+    ):
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(LATEST_TIME_PATH, json=_ids("p"), timeout=0.1)
+        started = time.monotonic()
+        response = await client.post(LATEST_TIME_PATH, json=_ids("p"))
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert response.json()["success"] is True
+    assert 0.3 <= elapsed < 2
 
 
 async def test_latency_fault_outlasts_a_client_timeout_and_close_is_prompt(
