@@ -31,22 +31,21 @@ from pydantic import (
 
 from exporter.durations import format_duration, parse_duration
 from exporter.redact import redact
-from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
+from exporter.yamlfile import (
+    ProblemsError,
+    YamlError,
+    load_yaml,
+    os_reason,
+    validation_problems,
+)
 
 LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """The configuration is unusable; ``problems`` holds one message per problem."""
 
-    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
-        self.problems = list(problems)
-        self.source = source
-        super().__init__("; ".join(self.problems))
-
-    def lines(self) -> list[str]:
-        suffix = f" (file={self.source})" if self.source else ""
-        return [f"config error: {problem}{suffix}" for problem in self.problems]
+    label = "config error"
 
 
 def parse_yaml(text: str) -> Any:

@@ -35,7 +35,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from exporter.redact import MASK, redact
-from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
+from exporter.yamlfile import (
+    ProblemsError,
+    YamlError,
+    load_yaml,
+    os_reason,
+    validation_problems,
+)
 
 # $2a$, $2b$ or $2y$, a two-digit cost from 04 to 31, then 22 salt and 31 hash characters.
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
@@ -69,17 +75,10 @@ _UNSUPPORTED_TLS_KEYS = {
 _UNSUPPORTED_KEYS = {"rate_limit": f"not supported by this exporter; {_REMOVE}"}
 
 
-class WebConfigError(Exception):
+class WebConfigError(ProblemsError):
     """The web config is unusable; ``problems`` holds one message per problem."""
 
-    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
-        self.problems = list(problems)
-        self.source = source
-        super().__init__("; ".join(self.problems))
-
-    def lines(self) -> list[str]:
-        suffix = f" (file={self.source})" if self.source else ""
-        return [f"web config error: {problem}{suffix}" for problem in self.problems]
+    label = "web config error"
 
 
 class ClientAuthType(StrEnum):

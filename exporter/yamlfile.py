@@ -12,6 +12,21 @@ _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+class ProblemsError(Exception):
+    """A file is unusable; ``problems`` holds one message per problem, ``lines()`` the output."""
+
+    label = "error"
+
+    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__("; ".join(self.problems))
+
+    def lines(self) -> list[str]:
+        suffix = f" (file={self.source})" if self.source else ""
+        return [f"{self.label}: {problem}{suffix}" for problem in self.problems]
+
+
 class YamlError(ValueError):
     """The text is not valid YAML; the message is one line with the position."""
 

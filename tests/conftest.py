@@ -69,3 +69,24 @@ def require_tool(name: str) -> str:
         hint = " (CI=true)" if os.environ.get("CI") == "true" else ""
         pytest.fail(f"{name} not found{hint}: run ./scripts/test, which installs it")
     return path
+
+
+# CAN's answers as the poller tests use them: fresh data, and the documented missing plan.
+CAN_OK_BODY = {
+    "data": {
+        "hasNotReady": False,
+        "latestDateTime": "2024-09-01 00:00:00",
+        "latestRefreshTime": "2024-09-02 03:00:00",
+    },
+    "success": True,
+    "code": "200",
+    "errorMsg": None,
+    "traceId": "trace-ok",
+}
+CAN_MISSING_BODY = {
+    "data": None,
+    "success": True,
+    "code": "200",
+    "errorMsg": "Acceleration plan does not exist",
+    "traceId": "trace-missing",
+}

@@ -15,28 +15,12 @@ from exporter.clock import FixedClock, SystemClock
 from exporter.config import LATEST_TIME_PATH, Config
 from exporter.poller import Poller
 from exporter.state import SnapshotStore
-from tests.conftest import NOW, config_for
+from tests.conftest import CAN_MISSING_BODY, CAN_OK_BODY, NOW, config_for
 
 URL = "http://can.test"
 ENDPOINT = URL + LATEST_TIME_PATH
-OK_BODY = {
-    "data": {
-        "hasNotReady": False,
-        "latestDateTime": "2024-09-01 00:00:00",
-        "latestRefreshTime": "2024-09-02 03:00:00",
-    },
-    "success": True,
-    "code": "200",
-    "errorMsg": None,
-    "traceId": "trace-ok",
-}
-MISSING_BODY = {
-    "data": None,
-    "success": True,
-    "code": "200",
-    "errorMsg": "Acceleration plan does not exist",
-    "traceId": "trace-missing",
-}
+OK_BODY = CAN_OK_BODY
+MISSING_BODY = CAN_MISSING_BODY
 TWO_GROUPS = """
   - {name: a, target: prod, plan_ids: [p1]}
   - {name: b, target: prod, plan_ids: [p2]}
