@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Gauge
 
 from exporter import __version__
+from exporter.sharding import UNSHARDED, Shard
 
 TARGET_LABELS = ("target",)
 GROUP_LABELS = ("target", "group")
@@ -122,10 +123,25 @@ PLAN_POLL_SUCCESS = MetricSpec(
 )
 
 
-class ExporterMetrics:
-    """The exporter's own gauges: build info and config reload state."""
+SHARD_ORDINAL = MetricSpec(
+    "aloudata_can_exporter_shard_ordinal",
+    "This instance's shard (--shard.index): it polls and exports the groups whose CRC-32 of "
+    "target/group modulo the total shards is this number.",
+    (),
+)
+# Not "_shard_total": a gauge must not end in _total (that suffix is for counters, and promtool
+# rejects it); kube-state-metrics names its gauge kube_state_metrics_total_shards alike.
+TOTAL_SHARDS = MetricSpec(
+    "aloudata_can_exporter_total_shards",
+    "The number of shards the groups are split into (--shard.total); 1 when not sharded.",
+    (),
+)
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+
+class ExporterMetrics:
+    """The exporter's own gauges: build info, shard and config reload state."""
+
+    def __init__(self, registry: CollectorRegistry, shard: Shard = UNSHARDED) -> None:
         build_info = Gauge(
             "aloudata_can_exporter_build_info",
             "A metric with a constant 1 labelled by the exporter's version.",
@@ -133,6 +149,10 @@ class ExporterMetrics:
             registry=registry,
         )
         build_info.labels(version=__version__).set(1)
+        # Every instance of a job must agree on the total and cover every ordinal once; the
+        # AloudataCanShardsMismatch alert compares them.
+        Gauge(SHARD_ORDINAL.name, SHARD_ORDINAL.help, registry=registry).set(shard.index)
+        Gauge(TOTAL_SHARDS.name, TOTAL_SHARDS.help, registry=registry).set(shard.total)
         self.reload_successful = Gauge(
             "aloudata_can_exporter_config_last_reload_successful",
             "1 when the last configuration load succeeded, else 0.",

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exporter.sharding import Shard
 
 DEFAULT_PORT = 9873
 ENV_PREFIX = "ALOUDATA_CAN_EXPORTER_"
@@ -61,6 +63,11 @@ def _check_path(path: str) -> str:
     return path
 
 
+def _check_shard_total(total: int) -> int:
+    Shard(0, total)
+    return total
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
@@ -74,7 +81,22 @@ class Settings(BaseSettings):
     web_enable_lifecycle: bool = False
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
+    # The total comes first: the index is checked against it.
+    shard_total: Annotated[int, AfterValidator(_check_shard_total)] = 1
+    shard_index: int = 0
+
+    @field_validator("shard_index")
+    @classmethod
+    def _check_shard_index(cls, index: int, info: ValidationInfo) -> int:
+        total = info.data.get("shard_total")
+        # An invalid total has its own error; then check the index on its own.
+        Shard(index, total if total is not None else max(index + 1, 1))
+        return index
 
     @property
     def listen_address(self) -> ListenAddress:
         return parse_listen_address(self.web_listen_address)
+
+    @property
+    def shard(self) -> Shard:
+        return Shard(self.shard_index, self.shard_total)

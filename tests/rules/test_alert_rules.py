@@ -164,6 +164,7 @@ def test_amtool_check_config() -> None:
         (["alertname=AloudataCanExporterDown", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanExporterAbsent", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanConfigReloadFailed", "severity=warning"], "observability-chat"),
+        (["alertname=AloudataCanShardsMismatch", "severity=warning"], "observability-chat"),
     ],
 )
 def test_alertmanager_example_routes(labels: list[str], receiver: str) -> None:
