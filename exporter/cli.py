@@ -22,14 +22,15 @@ from pydantic import ValidationError
 
 from exporter import __version__
 from exporter.clock import Clock, SystemClock
-from exporter.collector import CanCollector
 from exporter.config import Config, ConfigError, load_config
+from exporter.exposition import Exposition
 from exporter.filewatch import FileWatcher
 from exporter.logs import FORMATS, LEVELS, LogSetup, setup_logging
 from exporter.metrics import ExporterMetrics
 from exporter.poller import Poller
 from exporter.report import render_table
 from exporter.settings import ENV_PREFIX, Settings, parse_listen_address
+from exporter.sharding import UNSHARDED, Shard
 from exporter.state import SnapshotStore
 from exporter.web import WebApp, WebOptions, WebSecurity
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
@@ -49,6 +50,8 @@ _SETTINGS_FLAGS = {
     "web_enable_lifecycle": "--web.enable-lifecycle",
     "log_level": "--log.level",
     "log_format": "--log.format",
+    "shard_index": "--shard.index",
+    "shard_total": "--shard.total",
 }
 
 
@@ -101,6 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(FORMATS),
         help="log line format (default: logfmt)",
     )
+    parser.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        metavar="N",
+        type=int,
+        help="this instance's shard, 0 to --shard.total - 1: it polls and exports only the "
+        "groups whose CRC-32 of target/group modulo --shard.total is N (default: 0)",
+    )
+    parser.add_argument(
+        "--shard.total",
+        dest="shard_total",
+        metavar="N",
+        type=int,
+        help="number of shards; every instance needs the same config and total (default: 1)",
+    )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
         "--check-config", action="store_true", help="validate the configuration and exit"
@@ -137,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for line in settings_error_lines(exc, args):
             print(line, file=sys.stderr)
-        return 1
+        # A bad flag value is flag misuse; a bad environment variable is a configuration error.
+        return 2 if _names_a_flag(exc, args) else 1
     log_setup = setup_logging(settings.log_level, settings.log_format)
     disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
@@ -152,16 +171,25 @@ def load_settings(args: argparse.Namespace) -> Settings:
 
 
 def settings_error_lines(exc: ValidationError, args: argparse.Namespace) -> list[str]:
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False):
-        name = format_location(error["loc"])
-        flag = _SETTINGS_FLAGS.get(name)
-        if flag is not None and getattr(args, name, None) is not None:
-            where = flag
-        else:
-            where = f"{ENV_PREFIX}{name.upper()}"
-        lines.append(f"settings error: {where}: {error['msg'].removeprefix('Value error, ')}")
-    return lines
+    return [
+        f"settings error: {_error_source(error['loc'], args)}: "
+        + error["msg"].removeprefix("Value error, ")
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def _error_source(loc: tuple[int | str, ...], args: argparse.Namespace) -> str:
+    """The flag the bad value came from, or else its environment variable."""
+    name = format_location(loc)
+    flag = _SETTINGS_FLAGS.get(name)
+    if flag is not None and getattr(args, name, None) is not None:
+        return flag
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def _names_a_flag(exc: ValidationError, args: argparse.Namespace) -> bool:
+    errors = exc.errors(include_input=False, include_url=False)
+    return any(_error_source(error["loc"], args).startswith("--") for error in errors)
 
 
 @dataclass
@@ -170,22 +198,29 @@ class ConfigSource:
 
     path: Path
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    shard: Shard = UNSHARDED
+
+    def load_all(self) -> Config:
+        """The whole file, every shard's groups."""
+        return load_config(self.path, self.environ)
 
     def load(self) -> Config:
-        return load_config(self.path, self.environ)
+        """This shard's part: what the exporter polls and exports."""
+        return self.shard.select(self.load_all())
 
 
 async def _run(args: argparse.Namespace, settings: Settings, log_setup: LogSetup) -> int:
     async with contextlib.AsyncExitStack() as stack:
-        source = ConfigSource(settings.config_file)
+        source = ConfigSource(settings.config_file, shard=settings.shard)
         if args.demo:
-            source = await _start_demo(stack)
+            source = await _start_demo(stack, settings.shard)
         try:
-            config = source.load()
+            whole = source.load_all()
         except ConfigError as exc:
             for line in exc.lines():
                 print(line, file=sys.stderr)
             return 1
+        config = source.shard.select(whole)
         log_setup.mask(config.secrets())
         _log_warnings(config)
         web_config = None
@@ -199,14 +234,21 @@ async def _run(args: argparse.Namespace, settings: Settings, log_setup: LogSetup
             for warning in web_config.warnings:
                 log.warning("web config warning", extra={"warning": warning})
         if args.check_config:
-            print(f"config ok: {len(config.targets)} targets, {len(config.groups)} groups")
+            print(_check_config_summary(whole, config, source.shard))
             return 0
         if args.once:
             return await _run_once(config)
         return await _serve(config, source, settings, log_setup, web_config, demo=args.demo)
 
 
-async def _start_demo(stack: contextlib.AsyncExitStack) -> ConfigSource:
+def _check_config_summary(whole: Config, selected: Config, shard: Shard) -> str:
+    summary = f"config ok: {len(whole.targets)} targets, {len(whole.groups)} groups"
+    if shard.sharded:
+        summary += f" ({shard}: {len(selected.groups)} groups)"
+    return summary
+
+
+async def _start_demo(stack: contextlib.AsyncExitStack, shard: Shard) -> ConfigSource:
     from exporter.simulator import DEMO_SCENARIO_PATH, load_scenario, start_simulator  # noqa: PLC0415
 
     scenario = load_scenario(DEMO_SCENARIO_PATH)
@@ -218,7 +260,7 @@ async def _start_demo(stack: contextlib.AsyncExitStack) -> ConfigSource:
         "ALOUDATA_CAN_DEMO_URL": simulator.base_url,
         "ALOUDATA_CAN_DEMO_APIKEY": scenario.auth.value.get_secret_value(),
     }
-    return ConfigSource(DEMO_CONFIG_PATH, environ)
+    return ConfigSource(DEMO_CONFIG_PATH, environ, shard)
 
 
 async def _run_once(config: Config) -> int:
@@ -245,12 +287,13 @@ async def _serve(
     store = SnapshotStore()
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    registry.register(CanCollector(store, clock))
-    exporter_metrics = ExporterMetrics(registry)
+    exposition = Exposition(store, clock)
+    exporter_metrics = ExporterMetrics(registry, settings.shard)
     poller = Poller(store, clock)
     reloader = Reloader(source, poller, exporter_metrics, log_setup, clock, config=config)
     web = WebApp(
         registry,
+        exposition=exposition,
         store=store,
         clock=clock,
         is_ready=lambda: poller.ready,
@@ -279,6 +322,8 @@ async def _serve(
             "basic_auth": web_config is not None and web_config.basic_auth_enabled,
             "targets": len(config.targets),
             "groups": len(config.groups),
+            "shard_index": settings.shard.index,
+            "shard_total": settings.shard.total,
         },
     )
     if demo:

@@ -50,11 +50,11 @@ class CanCollector(Collector):
 
     def describe(self) -> Iterable[Metric]:
         # Registering without describe() would run a whole collect().
-        return _Families().all()
+        return Families().all()
 
     def collect(self) -> Iterable[Metric]:
         now = self._clock.now().timestamp()
-        families = _Families()
+        families = Families()
         for target in self._store.targets():
             families.add_target(target)
         for snapshot in self._store.snapshots():
@@ -62,7 +62,7 @@ class CanCollector(Collector):
         return families.all()
 
 
-class _Families:
+class Families:
     """One scrape's metric families, filled group by group."""
 
     def __init__(self) -> None:
@@ -103,7 +103,7 @@ class _Families:
             self._gauge(m.NEXT_POLL_TIMESTAMP, labels, snapshot.next_poll_time.timestamp())
         if snapshot.polled:
             self._gauge(m.CONSECUTIVE_FAILURES, labels, snapshot.consecutive_failures)
-        buckets = [(_le(bound), count) for bound, count in snapshot.durations.cumulative()]
+        buckets = [(bucket_bound(bound), count) for bound, count in snapshot.durations.cumulative()]
         self.durations.add_metric(labels, buckets=buckets, sum_value=snapshot.durations.total)
         for reason, count in zip(REASONS, snapshot.errors, strict=True):
             # Reasons that never happened stay absent, which keeps a healthy group to few series.
@@ -129,7 +129,7 @@ class _Families:
             self._gauge(spec, [*labels, "critical"], values.critical)
 
 
-def _le(bound: float) -> str:
+def bucket_bound(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 

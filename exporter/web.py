@@ -23,10 +23,13 @@ from pathlib import Path
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.clock import Clock
+from exporter.exposition import Exposition
 from exporter.report import describe_status, format_age, format_until
 from exporter.settings import ListenAddress
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot
@@ -48,6 +51,7 @@ WWW_AUTHENTICATE = 'Basic realm="aloudata-can-exporter"'
 WEB_CONFIG_CHECK_INTERVAL_SECONDS = 1.0
 
 ReloadHandler = Callable[[], Awaitable[list[str]]]
+Encoder = Callable[[Collector], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,7 @@ class WebApp:
         self,
         registry: CollectorRegistry,
         *,
+        exposition: Exposition,
         store: SnapshotStore,
         clock: Clock,
         is_ready: Callable[[], bool],
@@ -214,7 +219,8 @@ class WebApp:
         options: WebOptions,
         security: WebSecurity | None = None,
     ) -> None:
-        self._registry = registry
+        self._registry = registry  # the exporter's own metrics; the groups' come from exposition
+        self._exposition = exposition
         self._store = store
         self._clock = clock
         self._is_ready = is_ready
@@ -281,13 +287,23 @@ class WebApp:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        # Rendering is CPU work on a snapshot; off the loop it does not hold up requests.
-        body = await asyncio.get_running_loop().run_in_executor(None, encoder, self._registry)
+        compress = "gzip" in request.headers.get("Accept-Encoding", "")
+        # Rendering and compressing are CPU work on snapshots; off the loop they do not hold
+        # up polls or other requests.
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, self._render, encoder, content_type, compress
+        )
         headers = {"Content-Type": content_type}
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=_GZIP_LEVEL)
+        if compress:
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
+
+    def _render(self, encoder: Encoder, content_type: str, compress: bool) -> bytes:
+        if content_type.startswith("text/plain"):
+            body = self._exposition.render() + encoder(self._registry)
+        else:  # OpenMetrics, asked for by name: the general path
+            body = encoder(_Joined(self._exposition.collector, self._registry))
+        return gzip.compress(body, compresslevel=_GZIP_LEVEL) if compress else body
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -370,6 +386,17 @@ def _landing_row(snapshot: GroupSnapshot, now: datetime) -> str:
         for index, cell in enumerate(cells)
     )
     return f"<tr>{tds}</tr>"
+
+
+class _Joined(Collector):
+    """Several collectors as one, for an encoder that takes one."""
+
+    def __init__(self, *parts: Collector) -> None:
+        self._parts = parts
+
+    def collect(self) -> Iterable[Metric]:
+        for part in self._parts:
+            yield from part.collect()
 
 
 def _format_address(sockname: object) -> str:

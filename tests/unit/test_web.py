@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from exporter.can.client import PollResult
 from exporter.clock import FixedClock
-from exporter.collector import CanCollector
+from exporter.exposition import Exposition
+from exporter.metrics import ExporterMetrics
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 from exporter.web import WebApp, WebOptions
 from tests.conftest import NOW, make_group, make_reading
@@ -26,13 +27,14 @@ def _app(
     reload_problems: list[str] | None = None,
 ) -> web.Application:
     registry = CollectorRegistry()
-    registry.register(CanCollector(store, FixedClock(NOW)))
+    ExporterMetrics(registry)
 
     async def reload() -> list[str]:
         return reload_problems or []
 
     return WebApp(
         registry,
+        exposition=Exposition(store, FixedClock(NOW)),
         store=store,
         clock=FixedClock(NOW),
         is_ready=lambda: ready,
@@ -113,3 +115,21 @@ async def test_landing_page_shows_backoff_and_open_circuits() -> None:
     assert ">in 4m<" in page
     assert "Target prod: every group is failing" in page
     assert "Target staging" not in page
+
+
+async def test_metrics_joins_group_and_exporter_metrics_in_both_formats() -> None:
+    app = _app(_store())
+    text = await _call(app, "GET", "/metrics")
+    assert text.body is not None
+    body = bytes(text.body)  # type: ignore[arg-type]
+    assert b'aloudata_can_poll_success{group="a",target="prod"} 1.0' in body
+    assert b"aloudata_can_exporter_build_info{" in body
+
+    accept = "application/openmetrics-text; version=1.0.0"
+    openmetrics = await _call(app, "GET", "/metrics", Accept=accept)
+    assert openmetrics.content_type == "application/openmetrics-text"
+    assert openmetrics.body is not None
+    om_body = bytes(openmetrics.body)  # type: ignore[arg-type]
+    assert b'aloudata_can_poll_success{group="a",target="prod"} 1.0' in om_body
+    assert b"aloudata_can_exporter_build_info{" in om_body
+    assert om_body.endswith(b"# EOF\n")

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from exporter import webauth
 from exporter.can.client import PollResult
 from exporter.clock import FixedClock
-from exporter.collector import CanCollector
+from exporter.exposition import Exposition
 from exporter.state import GroupSnapshot, SnapshotStore, next_snapshot
 from exporter.web import WWW_AUTHENTICATE, WebApp, WebOptions, WebSecurity
 from exporter.webauth import BasicAuth, parse_basic_authorization
@@ -57,10 +57,10 @@ def _web_app(config: WebConfig, reloads: Reloads) -> tuple[WebApp, WebSecurity]:
         next_snapshot(GroupSnapshot(make_group("a")), PollResult(make_reading(), None, 0.1), NOW)
     )
     registry = CollectorRegistry()
-    registry.register(CanCollector(store, FixedClock(NOW)))
     security = WebSecurity(config)
     app = WebApp(
         registry,
+        exposition=Exposition(store, FixedClock(NOW)),
         store=store,
         clock=FixedClock(NOW),
         is_ready=lambda: True,

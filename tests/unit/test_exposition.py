@@ -1,0 +1,120 @@
+"""The fast exposition gives the same bytes as generate_latest over the collector."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.utils import floatToGoString
+
+from exporter.can.client import PollResult
+from exporter.can.models import CanError, FailureReason
+from exporter.clock import FixedClock
+from exporter.exposition import Exposition, _count, _go_float
+from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
+from tests.conftest import NOW, make_group, make_reading
+from tests.unit.test_collector import _golden_store
+
+
+def _reference(exposition: Exposition) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(exposition.collector)
+    return generate_latest(registry)
+
+
+def _ok(seconds: float = 0.1) -> PollResult:
+    return PollResult(make_reading(), None, seconds)
+
+
+def _failed(reason: FailureReason) -> PollResult:
+    return PollResult(None, CanError(reason, "boom"), 2.0)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW + timedelta(seconds=12.345))
+
+
+def test_golden_store_renders_identically(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    for snapshot in _golden_store().snapshots():
+        store.put(snapshot)
+    store.put_target(TargetSnapshot("prod", circuit_open=True, requests_sent=9))
+    assert exposition.render() == _reference(exposition)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['quote"d', "back\\slash", "new\nline", "销售_日报", "a,b=c{d}", " spaced "],
+)
+def test_label_values_are_escaped_like_prometheus_client(clock: FixedClock, name: str) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    group = make_group(name, target=name, plans=(name, "p2"), per_plan=True)
+    store.put(next_snapshot(GroupSnapshot(group), _ok(), NOW, {name: _ok(), "p2": _ok()}))
+    store.put_target(TargetSnapshot(name))
+    assert exposition.render() == _reference(exposition)
+
+
+def test_ages_are_computed_at_render_time(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    store.put(next_snapshot(GroupSnapshot(make_group()), _ok(), NOW))
+    first = exposition.render()
+    clock.at += timedelta(minutes=10)
+    second = exposition.render()
+    assert first != second
+    assert second == _reference(exposition)
+    line = next(x for x in second.decode().splitlines() if x.startswith("aloudata_can_data_lag"))
+    # The reading's data time is 2024-09-01 00:00 UTC; NOW is 2024-09-02 04:00 UTC.
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(28 * 3600 + 600 + 12.345)
+
+
+def test_new_snapshots_replace_lines_and_removed_groups_leave(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    store.put(next_snapshot(GroupSnapshot(make_group("a")), _ok(), NOW))
+    store.put(next_snapshot(GroupSnapshot(make_group("b")), _ok(), NOW))
+    exposition.render()
+    failed = next_snapshot(store.get(("prod", "a")), _failed(FailureReason.TIMEOUT), NOW)  # type: ignore[arg-type]
+    store.put(replace(failed, next_poll_time=NOW + timedelta(minutes=2)))
+    store.remove(("prod", "b"))
+    text = exposition.render()
+    assert text == _reference(exposition)
+    assert b'reason="timeout"' in text
+    assert b'group="b"' not in text
+
+
+def test_a_snapshot_stored_before_the_exposition_existed_is_rendered(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    store.put(next_snapshot(GroupSnapshot(make_group("early")), _ok(), NOW))
+    exposition = Exposition(store, clock)
+    assert b'group="early"' in exposition.render()
+    assert exposition.render() == _reference(exposition)
+
+
+def test_an_empty_store_renders_every_family_header(clock: FixedClock) -> None:
+    exposition = Exposition(SnapshotStore(), clock)
+    text = exposition.render()
+    assert text == _reference(exposition)
+    assert b"# TYPE aloudata_can_poll_errors_total counter" in text
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+@example(1725249720.0)
+@example(1e-300)
+@example(-1e16)
+@example(999999.5)
+@example(1000000.0)
+def test_float_text_matches_prometheus_client(value: float) -> None:
+    assert _go_float(value) == floatToGoString(value)
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 1023, 1024, 10**12])
+def test_count_text_matches_prometheus_client(count: int) -> None:
+    assert _count(count) == floatToGoString(count)
