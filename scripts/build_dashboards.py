@@ -960,6 +960,14 @@ def exporter() -> Json:
             thresholds=_steps("green", (1, "red")),
         ),
         stat(
+            "Shard",
+            "Which shard of the job this instance is (0-based) when the groups are spread over "
+            "several instances with --shard.index and --shard.total; 0 when unsharded.",
+            COUNT,
+            Query(selector("aloudata_can_exporter_shard_ordinal", scope), "{{instance}}"),
+            color_mode="none",
+        ),
+        stat(
             "Targets with an open circuit",
             "Targets whose every group fails at the target level (timeouts, refused "
             "connections, 5xx, rejected credentials): the exporter holds its polls back to one "
