@@ -57,6 +57,8 @@ class Poller:
         self._circuits: dict[str, Circuit] = {}
         self._targets: dict[str, Target] = {}
         self._groups: dict[GroupKey, Group] = {}
+        # Each target's group names, kept with _groups so a poll never scans every group.
+        self._target_groups: dict[str, set[str]] = {}
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._in_flight: set[asyncio.Task[object]] = set()
         self._retired: set[asyncio.Task[None]] = set()
@@ -153,7 +155,8 @@ class Poller:
         self._store.put(replace(snapshot, next_poll_time=self._next_poll_time(snapshot, now)))
         _log_outcome(group, previous, result, plan_results, now)
         reason = result.error.reason if result.error is not None else None
-        change = circuit.record(group.name, reason, self._group_names(group.target))
+        groups = self._target_groups.get(group.target, set())
+        change = circuit.record(group.name, reason, groups)
         self._store.put_target(TargetSnapshot(group.target, circuit.is_open, client.requests_sent))
         if change is not None:
             self._circuit_changed(group.target, change, circuit)
@@ -185,9 +188,6 @@ class Poller:
         pretend = replace(snapshot, consecutive_failures=max(1, snapshot.consecutive_failures))
         now = self._clock.now()
         self._store.put(replace(snapshot, next_poll_time=self._next_poll_time(pretend, now)))
-
-    def _group_names(self, target: str) -> set[str]:
-        return {name for (group_target, name) in self._groups if group_target == target}
 
     def _circuit_changed(self, target: str, change: CircuitChange, circuit: Circuit) -> None:
         fields = {"target": target, "groups": circuit.failing_groups}
@@ -241,6 +241,7 @@ class Poller:
 
     def _add_group(self, group: Group) -> None:
         self._groups[group.key] = group
+        self._target_groups.setdefault(group.target, set()).add(group.name)
         self._store.put(GroupSnapshot(group))
         self._schedule(group)
 
@@ -259,6 +260,11 @@ class Poller:
 
     def _remove_group(self, key: GroupKey) -> None:
         del self._groups[key]
+        target, name = key
+        self._target_groups.get(target, set()).discard(name)
+        circuit = self._circuits.get(target)
+        if circuit is not None:
+            circuit.forget(name)
         self._store.remove(key)
         self._awaiting_first_poll.discard(key)
         self._scheduler.remove_job(_job_id(key))

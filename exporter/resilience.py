@@ -82,20 +82,27 @@ class Circuit:
     def record(
         self, group: str, reason: FailureReason | None, groups: Collection[str]
     ) -> CircuitChange | None:
-        """Note a group's poll outcome (``reason`` None for success); say if the state flipped."""
+        """Note a group's poll outcome (``reason`` None for success); say if the state flipped.
+
+        ``groups`` are the target's groups now; a group that left them must be ``forget``-ed,
+        which keeps this O(1) per poll however many groups the target has.
+        """
         answered = reason is None or reason not in TARGET_FAILURES
         if answered:
             self._failing.discard(group)
-        else:
+        elif group in groups:
             self._failing.add(group)
-        self._failing.intersection_update(groups)
         if self.is_open and answered:
             self.is_open = False
             return CircuitChange.CLOSED
-        if not self.is_open and groups and self._failing.issuperset(groups):
+        if not self.is_open and groups and len(self._failing) >= len(groups):
             self.is_open = True
             return CircuitChange.OPENED
         return None
+
+    def forget(self, group: str) -> None:
+        """The group left the target's configuration."""
+        self._failing.discard(group)
 
     def start_probe(self) -> bool:
         """While open: True if the caller may send the one probe (and must call end_probe)."""

@@ -98,9 +98,15 @@ def test_an_answer_closes_an_open_circuit() -> None:
 def test_removed_groups_are_forgotten() -> None:
     circuit = Circuit()
     circuit.record("gone", FailureReason.TIMEOUT, {"gone", "a"})
-    # "gone" left the config; "a" failing alone is every group now.
+    circuit.forget("gone")  # it left the config; "a" failing alone is every group now
     assert circuit.record("a", FailureReason.TIMEOUT, {"a"}) is CircuitChange.OPENED
     assert circuit.failing_groups == 1
+
+
+def test_a_group_not_of_the_target_is_not_counted() -> None:
+    circuit = Circuit()
+    circuit.record("stray", FailureReason.TIMEOUT, {"a", "b"})
+    assert circuit.failing_groups == 0
 
 
 def test_one_probe_at_a_time() -> None:
