@@ -24,7 +24,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 from prometheus_client.registry import Collector
 
 from exporter import __version__
@@ -286,7 +286,7 @@ class WebApp:
         self._security.close()
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        encoder, content_type = _choose_encoder(request.headers.get("Accept", ""))
         compress = "gzip" in request.headers.get("Accept-Encoding", "")
         # Rendering and compressing are CPU work on snapshots; off the loop they do not hold
         # up polls or other requests.
@@ -386,6 +386,18 @@ def _landing_row(snapshot: GroupSnapshot, now: datetime) -> str:
         for index, cell in enumerate(cells)
     )
     return f"<tr>{tds}</tr>"
+
+
+def _choose_encoder(accept: str) -> tuple[Encoder, str]:
+    """The text format whenever the scraper accepts it, OpenMetrics only when it must be.
+
+    Prometheus asks for OpenMetrics first and the text format second; as client_golang does
+    by default, it gets the text format, which here carries the same samples and comes from
+    the fast path.
+    """
+    if "text/plain" in accept or "*/*" in accept or not accept.strip():
+        return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+    return choose_encoder(accept)
 
 
 class _Joined(Collector):

@@ -6,6 +6,7 @@ import gzip
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry
@@ -133,3 +134,26 @@ async def test_metrics_joins_group_and_exporter_metrics_in_both_formats() -> Non
     assert b'aloudata_can_poll_success{group="a",target="prod"} 1.0' in om_body
     assert b"aloudata_can_exporter_build_info{" in om_body
     assert om_body.endswith(b"# EOF\n")
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        # Prometheus 2.x's header: OpenMetrics first, the text format second.
+        (
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+            "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            "text/plain",
+        ),
+        ("", "text/plain"),
+        ("*/*", "text/plain"),
+        ("application/openmetrics-text; version=1.0.0", "application/openmetrics-text"),
+    ],
+)
+async def test_the_text_format_is_served_whenever_it_is_accepted(
+    accept: str, content_type: str
+) -> None:
+    response = await _call(_app(_store()), "GET", "/metrics", Accept=accept)
+    assert response.content_type == content_type
+    if content_type == "text/plain":
+        assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
