@@ -43,7 +43,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,9 +58,27 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a plain script (bench/run.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    KIB,
+    MIB,
+    REPO_ROOT,
+    TENANT_ID,
+    Child,
+    duration_arg,
+    exit_code,
+    interrupt,
+    positive_int,
+    read_cpu_seconds,
+    read_status_kib,
+    share,
+    write_exporter_config,
+)
+from exporter.durations import format_duration
+
 LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
-TENANT_ID = "10001"
 APIKEY = "bench-apikey"  # the generated scenario's; opens nothing but the simulator
 TARGET = "can"
 # Groups reuse this many plans (the simulator looks plans up by a linear scan).
@@ -71,7 +88,6 @@ PLANS = 20
 INTERVAL = "1h"
 
 STARTUP_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 SCRAPE_TIMEOUT = 120.0
 # After the first cycle, before RSS is read: polls in flight finish, the loop goes idle.
 SETTLE_SECONDS = 1.0
@@ -81,9 +97,6 @@ REFERENCE_BUDGET_SECONDS = 60.0
 MIN_RUNS = 5
 # The first and last text scrapes are at least this far apart (one more scrape if needed).
 AGES_SPAN_SECONDS = 3.0
-LOG_TAIL_LINES = 40
-KIB = 1024
-MIB = 1024 * 1024
 
 STARTED_MESSAGE = "exporter started"
 READY_MESSAGE = "polled once"
@@ -95,37 +108,10 @@ PROMETHEUS_ACCEPT = (
 )
 
 _T = TypeVar("_T")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _LOG_TS = re.compile(r"\bts=(\S+)")
 
 
-class ProcessDiedError(Exception):
-    """A child process exited during the run."""
-
-    def __init__(self, process: Child) -> None:
-        self.process = process
-        super().__init__(f"{process.name} exited with code {process.popen.returncode}")
-
-
 # --- flags -----------------------------------------------------------------------------------
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in `20ms`, `90s`, `1h30m` or a bare number of seconds."""
-    text = text.strip()
-    with contextlib.suppress(ValueError):
-        return float(text)
-    seconds = 0.0
-    position = 0
-    for match in _DURATION.finditer(text):
-        if match.start() != position:
-            break
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if position == 0 or position != len(text) or seconds <= 0:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use a form like 20ms")
-    return seconds
 
 
 def _group_counts(text: str) -> list[int]:
@@ -138,13 +124,6 @@ def _group_counts(text: str) -> list[int]:
     if not counts or counts[0] < 1:
         raise argparse.ArgumentTypeError("group counts must be at least 1")
     return counts
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,20 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 1000,10000)",
     )
     parser.add_argument(
-        "--latency", type=parse_duration, default=0.02, help="simulator latency (default: 20ms)"
+        "--latency", type=duration_arg, default=0.02, help="simulator latency (default: 20ms)"
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=50,
         help="the target's max_concurrency and the raw client's connections (default: 50)",
     )
     parser.add_argument(
-        "--scrapes", type=_positive_int, default=50, help="scrapes per kind (default: 50)"
+        "--scrapes", type=positive_int, default=50, help="scrapes per kind (default: 50)"
     )
     parser.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         help="floor and first cycle runs per N, each with a fresh exporter; the table shows "
         "the median (default: 3)",
@@ -210,127 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --- processes -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Child:
-    """A Python module run as a child process, output to a log file, stopped TERM then KILL.
-
-    With ``wrap`` (a py-spy command line) the module runs under it; ``pid`` is then the
-    module's process, not the wrapper's.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        module: str,
-        args: Sequence[str],
-        log_path: Path,
-        *,
-        cwd: Path,
-        wrap: Sequence[str] = (),
-    ) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        listen = ["--web.listen-address", f"127.0.0.1:{self.port}"]
-        self.started = time.time()
-        self.popen = subprocess.Popen(
-            [*wrap, sys.executable, "-m", module, *listen, *args],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            # Out of the terminal's process group: Ctrl-C reaches only this script.
-            start_new_session=True,
-        )
-        self._wrapped = bool(wrap)
-        self._pid: int | None = None if wrap else self.popen.pid
-
-    @property
-    def pid(self) -> int:
-        while self._pid is None:
-            self.check_alive()
-            children = _child_pids(self.popen.pid)
-            if children:
-                self._pid = children[0]
-            else:
-                time.sleep(0.005)
-        return self._pid
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            raise ProcessDiedError(self)
-
-    def wait_until_ok(self, path: str, timeout: float) -> float:
-        """Poll ``path`` until it answers 200; returns the wall time it did."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + path, timeout=5.0).status_code == 200:
-                    return time.time()
-            time.sleep(0.02)
-        raise TimeoutError(f"{self.name}: {path} not OK after {timeout:.0f}s")
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                if not self._wrapped:
-                    self.popen.send_signal(signal.SIGTERM)
-                elif self._pid is not None:
-                    # Under py-spy, stop the module: py-spy then writes its profile and exits.
-                    os.kill(self._pid, signal.SIGTERM)
-                else:  # the module never started: its session, py-spy included
-                    os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(STOP_TIMEOUT * (3 if self._wrapped else 1))
-            except subprocess.TimeoutExpired:
-                print(f"{self.name} ignored SIGTERM; killing", file=sys.stderr)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        self._log.close()
-
-
-def _child_pids(parent: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_text()
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
-                children.append(int(entry.name))
-    return sorted(children)
-
-
-def read_status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise LookupError(f"{key} not in /proc/{pid}/status")
-
-
-def read_cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # Fields after the command name, which is in parentheses and may contain spaces.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    user, system = int(fields[11]), int(fields[12])
-    return (user + system) / os.sysconf("SC_CLK_TCK")
-
-
 class LogFollower:
     """The complete lines a child has appended to its log since the last call."""
 
@@ -360,13 +218,6 @@ def log_time(line: str) -> float | None:
 # --- generated files -------------------------------------------------------------------------
 
 
-def _yaml_duration(seconds: float) -> str:
-    milliseconds = round(seconds * 1000)
-    if milliseconds % 1000:
-        return f"{milliseconds}ms"
-    return f"{milliseconds // 1000}s"
-
-
 def plan_name(index: int) -> str:
     return f"p{index % PLANS:02d}"
 
@@ -386,34 +237,22 @@ def write_scenario(path: Path, latency: float) -> None:
             "    data_delay: 0s",
             "    refresh_every: 1h",
             "    refresh_offset: 5m",
-            f"    faults: {{latency: {_yaml_duration(latency)}}}",
+            f"    faults: {{latency: {format_duration(latency)}}}",
         ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_config(path: Path, simulator_url: str, groups: int, concurrency: int) -> None:
-    key_file = path.with_name("apikey")
-    key_file.write_text(APIKEY + "\n", encoding="utf-8")
-    lines = [
-        "# Written by bench/run.py.",
-        "defaults:",
-        f"  interval: {INTERVAL}",
-        "targets:",
-        f"  - name: {TARGET}",
-        f'    url: "{simulator_url}"',
-        f'    tenant_id: "{TENANT_ID}"',
-        f"    auth: {{type: APIKEY, value_file: {key_file}}}",
-        "    timezone: Asia/Shanghai",
-        f"    max_concurrency: {concurrency}",
-        "groups:" if groups else "groups: []",
-    ]
-    for index in range(groups):
-        lines += [
-            f"  - name: g{index:05d}",
-            f"    target: {TARGET}",
-            f"    plan_names: [{plan_name(index)}]",
-        ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_exporter_config(
+        path,
+        written_by="bench/run.py",
+        apikey=APIKEY,
+        defaults={"interval": INTERVAL},
+        targets=[TARGET],
+        url=simulator_url,
+        max_concurrency=concurrency,
+        groups=[(TARGET, [plan_name(index)], False) for index in range(groups)],
+    )
 
 
 # --- CPU accounting ------------------------------------------------------------------------
@@ -1261,10 +1100,10 @@ def build_notes(args: argparse.Namespace, results: Results) -> list[str]:
         if floor is not None:
             notes.append(
                 f"{groups:,} groups, floor: simulator CPU "
-                f"{_share(floor.simulator_cpu, floor.seconds)} of a core, "
+                f"{share(floor.simulator_cpu, floor.seconds)} of a core, "
                 f"client CPU {floor.cpu_per_request * 1e6:.0f} us/request, "
                 f"{floor.errors} errors; other processes "
-                f"{_share(floor.others_cpu, floor.seconds)} of a core"
+                f"{share(floor.others_cpu, floor.seconds)} of a core"
             )
         if cycle is not None:
             notes.append(cycle_note(cycle, floor))
@@ -1311,9 +1150,9 @@ def cycle_note(cycle: Cycle, floor: Floor | None) -> str:
         f"{cycle.groups:,} groups, exporter: 'exporter started' {cycle.to_started:.2f} s after "
         f"launch ({cycle.cpu_startup:.2f} s CPU: imports, config, jobs); cycle "
         f"{cycle.seconds:.2f} s{_versus_floor(cycle, floor)}{ready} at "
-        f"{_share(cycle.cpu_cycle, cycle.seconds)} of a core (simulator "
-        f"{_share(cycle.simulator_cpu, cycle.seconds)}, other processes "
-        f"{_share(cycle.others_cpu, cycle.seconds)}, steal {_share(cycle.steal, cycle.seconds)}); "
+        f"{share(cycle.cpu_cycle, cycle.seconds)} of a core (simulator "
+        f"{share(cycle.simulator_cpu, cycle.seconds)}, other processes "
+        f"{share(cycle.others_cpu, cycle.seconds)}, steal {share(cycle.steal, cycle.seconds)}); "
         f"/readyz 200 seen {cycle.readyz_at - cycle.launched:.2f} s after launch; first polls "
         f"ok {ok} of {cycle.groups:,}, requests sent {requests}; RSS "
         f"{cycle.rss_started_bytes / MIB:.1f} MiB at 'exporter started' (config and jobs, no "
@@ -1340,10 +1179,6 @@ def _ms(seconds: float) -> str:
 
 def _size(size: int) -> str:
     return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size / KIB:.0f} KiB"
-
-
-def _share(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.0f} %" if whole > 0 else "-"
 
 
 def _cells(row: Row) -> list[str]:
@@ -1424,10 +1259,6 @@ def _progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.reference_worker is not None:
@@ -1439,7 +1270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.scrapes = min(args.scrapes, 10)
         args.repeat = 1
     args.source = args.source.resolve()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="aloudata-can-bench-"))
     _progress(
         f"groups {','.join(map(str, args.groups))}, latency {args.latency * 1000:g} ms, "
@@ -1447,19 +1278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     results = Results()
     began = time.monotonic()
-    code = 0
-    try:
-        run(args, workdir, results)
-    except ProcessDiedError as exc:
-        print(f"bench: {exc}; last lines of its log:", file=sys.stderr)
-        print(exc.process.log_tail(), file=sys.stderr)
-        code = 1
-    except (TimeoutError, RuntimeError) as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        print("bench: interrupted; figures so far", file=sys.stderr)
-        code = 130
+    code = exit_code("bench", lambda: run(args, workdir, results), (TimeoutError, RuntimeError))
     report(args, results, sys.stdout)
     _progress(f"took {time.monotonic() - began:.0f} s")
     if args.keep or code == 1:

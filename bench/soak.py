@@ -18,9 +18,7 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,16 +29,19 @@ from typing import IO
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a plain script (bench/soak.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+from exporter.durations import format_duration
+
 SCENARIO_PATH = Path(__file__).with_name("soak-scenario.yml")
-TENANT_ID = "10001"
 APIKEY = "soak-apikey"  # the scenario's; opens nothing but the simulator
 
 STARTUP_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 SCRAPE_TIMEOUT = 30.0
-LOG_TAIL_LINES = 40
-MIB = 1024 * 1024
+# While waiting for a process to answer 200: each request's timeout, and how often to ask.
+READY_POLL = {"request_timeout": 2.0, "every": 0.1}
 # Until every flapping group has been through its cycle (2 min at most) and its failure reasons
 # have appeared as series, the series count still grows.
 DEFAULT_WARMUP = 150.0
@@ -74,67 +75,40 @@ GROUP_PATTERN: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("flappy", ("flap_target_2m", "fresh_daily"), False),
 )
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SAMPLE_LINE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-class ProcessDiedError(Exception):
-    """A child process exited during the run."""
-
-    def __init__(self, process: Child) -> None:
-        self.process = process
-        super().__init__(f"{process.name} exited with code {process.popen.returncode}")
-
-
 # --- flags -----------------------------------------------------------------------------------
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in `90s`, `8m`, `1h30m`, `500ms` or a bare number of seconds."""
-    text = text.strip()
-    with contextlib.suppress(ValueError):
-        return float(text)
-    seconds = 0.0
-    position = 0
-    for match in _DURATION.finditer(text):
-        if match.start() != position:
-            break
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if position == 0 or position != len(text) or seconds <= 0:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use a form like 90s or 8m")
-    return seconds
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Soak the exporter against the flapping CAN simulator and print its figures.",
     )
-    parser.add_argument("--groups", type=_positive_int, default=200, help="default: %(default)s")
-    parser.add_argument("--interval", type=parse_duration, default=1.0, help="default: 1s")
-    parser.add_argument("--timeout", type=parse_duration, default=0.5, help="default: 0.5s")
-    parser.add_argument("--max-backoff", type=parse_duration, default=5.0, help="default: 5s")
-    parser.add_argument("--duration", type=parse_duration, default=600.0, help="default: 10m")
-    parser.add_argument("--sample-every", type=parse_duration, default=10.0, help="default: 10s")
+    parser.add_argument(
+        "--groups", type=common.positive_int, default=200, help="default: %(default)s"
+    )
+    parser.add_argument("--interval", type=common.duration_arg, default=1.0, help="default: 1s")
+    parser.add_argument("--timeout", type=common.duration_arg, default=0.5, help="default: 0.5s")
+    parser.add_argument("--max-backoff", type=common.duration_arg, default=5.0, help="default: 5s")
+    parser.add_argument("--duration", type=common.duration_arg, default=600.0, help="default: 10m")
+    parser.add_argument(
+        "--sample-every", type=common.duration_arg, default=10.0, help="default: 10s"
+    )
     parser.add_argument(
         "--warmup",
-        type=parse_duration,
+        type=common.duration_arg,
         default=None,
         help="samples before this (since the exporter started) are left out of the RSS and "
         "series figures; default: the longest flap cycle plus backoff, 150s, but at most half "
         "of --duration",
     )
     parser.add_argument(
-        "--max-concurrency", type=_positive_int, default=16, help="per target; default: %(default)s"
+        "--max-concurrency",
+        type=common.positive_int,
+        default=16,
+        help="per target; default: %(default)s",
     )
     parser.add_argument(
         "--log-level",
@@ -148,74 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# --- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Child:
-    """A Python module run as a child process, output to a log file, stopped TERM then KILL."""
-
-    def __init__(self, name: str, module: str, args: Sequence[str], log_path: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        listen = ["--web.listen-address", f"127.0.0.1:{self.port}"]
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", module, *listen, *args],
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            # Out of the terminal's process group: Ctrl-C reaches only this script, which then
-            # stops both children itself.
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            raise ProcessDiedError(self)
-
-    def wait_until_ok(self, path: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + path, timeout=2.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name}: {path} not OK after {timeout:.0f}s")
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print(
-                    f"{self.name} ignored SIGTERM for {STOP_TIMEOUT:.0f}s; killing", file=sys.stderr
-                )
-                self.popen.kill()
-                self.popen.wait()
-        self._log.close()
-
-
 # --- configuration ---------------------------------------------------------------------------
 
 
@@ -224,42 +130,20 @@ def group_layout(groups: int) -> list[tuple[str, tuple[str, ...], bool]]:
 
 
 def write_config(path: Path, simulator_url: str, args: argparse.Namespace) -> None:
-    key_file = path.with_name("apikey")
-    key_file.write_text(APIKEY + "\n", encoding="utf-8")
-    lines = [
-        "# Written by bench/soak.py.",
-        "defaults:",
-        f"  interval: {_yaml_duration(args.interval)}",
-        f"  timeout: {_yaml_duration(args.timeout)}",
-        f"  max_backoff: {_yaml_duration(args.max_backoff)}",
-        "targets:",
-    ]
-    for target in ("main", "flappy"):
-        lines += [
-            f"  - name: {target}",
-            f'    url: "{simulator_url}"',
-            f'    tenant_id: "{TENANT_ID}"',
-            f"    auth: {{type: APIKEY, value_file: {key_file}}}",
-            "    timezone: Asia/Shanghai",
-            f"    max_concurrency: {args.max_concurrency}",
-        ]
-    lines.append("groups:")
-    for index, (target, plans, per_plan) in enumerate(group_layout(args.groups)):
-        lines += [
-            f"  - name: g{index:05d}",
-            f"    target: {target}",
-            f"    plan_names: [{', '.join(plans)}]",
-        ]
-        if per_plan:
-            lines.append("    per_plan: true")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _yaml_duration(seconds: float) -> str:
-    milliseconds = round(seconds * 1000)
-    if milliseconds % 1000:
-        return f"{milliseconds}ms"
-    return f"{milliseconds // 1000}s"
+    common.write_exporter_config(
+        path,
+        written_by="bench/soak.py",
+        apikey=APIKEY,
+        defaults={
+            "interval": format_duration(args.interval),
+            "timeout": format_duration(args.timeout),
+            "max_backoff": format_duration(args.max_backoff),
+        },
+        targets=["main", "flappy"],
+        url=simulator_url,
+        max_concurrency=args.max_concurrency,
+        groups=group_layout(args.groups),
+    )
 
 
 # --- sampling --------------------------------------------------------------------------------
@@ -293,21 +177,6 @@ class Outcome:
     peak_rss_bytes: int | None = None  # the exporter's VmHWM just before it was stopped
 
 
-def read_status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise LookupError(f"{key} not in /proc/{pid}/status")
-
-
-def read_cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # Fields after the command name, which is in parentheses and may contain spaces.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    user, system = int(fields[11]), int(fields[12])
-    return (user + system) / os.sysconf("SC_CLK_TCK")
-
-
 def count_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -323,7 +192,7 @@ def parse_samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
         yield name, dict(_LABEL.findall(labels or "")), float(value)
 
 
-def take_sample(exporter: Child, client: httpx.Client, t: float) -> Sample:
+def take_sample(exporter: common.Child, client: httpx.Client, t: float) -> Sample:
     started = time.perf_counter()
     response = client.get(exporter.url + "/metrics", timeout=SCRAPE_TIMEOUT)
     text = response.text
@@ -331,8 +200,8 @@ def take_sample(exporter: Child, client: httpx.Client, t: float) -> Sample:
     response.raise_for_status()
     sample = Sample(
         t=t,
-        rss_bytes=read_status_kib(exporter.pid, "VmRSS") * 1024,
-        cpu_seconds=read_cpu_seconds(exporter.pid),
+        rss_bytes=common.read_status_kib(exporter.pid, "VmRSS") * 1024,
+        cpu_seconds=common.read_cpu_seconds(exporter.pid),
         open_fds=count_fds(exporter.pid),
         series=0,
         body_bytes=len(response.content),
@@ -399,7 +268,7 @@ def print_table(samples: Sequence[Sample], out: IO[str]) -> None:
         rows.append(
             [
                 f"{sample.t:.0f}",
-                f"{sample.rss_bytes / MIB:.1f}",
+                f"{sample.rss_bytes / common.MIB:.1f}",
                 cpu,
                 str(sample.open_fds),
                 str(sample.series),
@@ -434,11 +303,12 @@ def print_summary(
     print("Summary", file=out)
     line("groups / interval / timeout", f"{args.groups} / {args.interval:g}s / {args.timeout:g}s")
     line("run (since exporter start)", f"{last.t:.0f} s, {len(samples)} samples")
-    slope = slope_per_hour([(s.t, s.rss_bytes / MIB) for s in warm])
+    slope = slope_per_hour([(s.t, s.rss_bytes / common.MIB) for s in warm])
     line(
         f"RSS after warm-up ({args.warmup:g}s) -> last",
-        f"{first.rss_bytes / MIB:.1f} MiB at {first.t:.0f}s -> {last.rss_bytes / MIB:.1f} MiB "
-        f"({(last.rss_bytes - first.rss_bytes) / MIB:+.1f} MiB)",
+        f"{first.rss_bytes / common.MIB:.1f} MiB at {first.t:.0f}s -> "
+        f"{last.rss_bytes / common.MIB:.1f} MiB "
+        f"({(last.rss_bytes - first.rss_bytes) / common.MIB:+.1f} MiB)",
     )
     line(
         "RSS slope (least squares)",
@@ -448,14 +318,14 @@ def print_summary(
     # sample of the first and of the last third show the baseline better.
     third = len(warm) // 3
     if third >= 1:
-        early = min(sample.rss_bytes for sample in warm[:third]) / MIB
-        late = min(sample.rss_bytes for sample in warm[-third:]) / MIB
+        early = min(sample.rss_bytes for sample in warm[:third]) / common.MIB
+        late = min(sample.rss_bytes for sample in warm[-third:]) / common.MIB
         line(
             "RSS floor, first -> last third",
             f"{early:.1f} -> {late:.1f} MiB ({late - early:+.1f} MiB)",
         )
     if outcome.peak_rss_bytes is not None:
-        line("RSS peak (VmHWM)", f"{outcome.peak_rss_bytes / MIB:.1f} MiB")
+        line("RSS peak (VmHWM)", f"{outcome.peak_rss_bytes / common.MIB:.1f} MiB")
     series = [sample.series for sample in warm]
     line("series after warm-up min / max", f"{min(series)} / {max(series)}")
     all_series = [sample.series for sample in samples]
@@ -478,16 +348,15 @@ def print_summary(
     line("compressed hours (60 s interval)", f"{compressed:.2f} h")
     if last.requests is not None:
         line("requests to CAN (incl. retries)", f"{last.requests:.0f}")
-    line("poll errors", f"{last.errors_total:.0f} ({_share(last.errors_total, last.polls)})")
+    line(
+        "poll errors",
+        f"{last.errors_total:.0f} ({common.share(last.errors_total, last.polls, ' of polls')})",
+    )
     for reason, count in sorted(last.errors.items(), key=lambda item: -item[1]):
         line(f"  {reason}", f"{count:.0f}")
     opened = _count_lines(exporter_log, "circuit open")
     closed = _count_lines(exporter_log, "circuit closed")
     line("circuit opened / closed (log)", f"{opened} / {closed}")
-
-
-def _share(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.0f} % of polls" if whole else "-"
 
 
 def _count_lines(path: Path, needle: str) -> int:
@@ -500,28 +369,28 @@ def _count_lines(path: Path, needle: str) -> int:
 
 def run(args: argparse.Namespace, workdir: Path, outcome: Outcome) -> None:
     """Start both processes, sample until --duration, stop them; samples go to `outcome`."""
-    children: list[Child] = []
-    exporter: Child | None = None
+    children: list[common.Child] = []
+    exporter: common.Child | None = None
     try:
-        simulator = Child(
+        simulator = common.Child(
             "simulator",
             "exporter.simulator",
             ["--scenario", str(SCENARIO_PATH), "--log.level", "warn"],
             workdir / "simulator.log",
         )
         children.append(simulator)
-        simulator.wait_until_ok("/-/healthy", STARTUP_TIMEOUT)
+        simulator.wait_until_ok("/-/healthy", STARTUP_TIMEOUT, **READY_POLL)
         config_path = workdir / "exporter.yml"
         write_config(config_path, simulator.url, args)
         started = time.monotonic()
-        exporter = Child(
+        exporter = common.Child(
             "exporter",
             "exporter",
             ["--config.file", str(config_path), "--log.level", args.log_level],
             workdir / "exporter.log",
         )
         children.append(exporter)
-        exporter.wait_until_ok("/readyz", STARTUP_TIMEOUT)
+        exporter.wait_until_ok("/readyz", STARTUP_TIMEOUT, **READY_POLL)
         _progress(f"exporter ready after {time.monotonic() - started:.1f}s; sampling")
         with httpx.Client() as client:
             next_at = time.monotonic()
@@ -531,7 +400,7 @@ def run(args: argparse.Namespace, workdir: Path, outcome: Outcome) -> None:
                 sample = take_sample(exporter, client, time.monotonic() - started)
                 outcome.samples.append(sample)
                 _progress(
-                    f"t={sample.t:5.0f}s rss={sample.rss_bytes / MIB:6.1f}MiB "
+                    f"t={sample.t:5.0f}s rss={sample.rss_bytes / common.MIB:6.1f}MiB "
                     f"series={sample.series} scrape={sample.scrape_seconds * 1000:.0f}ms "
                     f"polls={sample.polls:.0f} errors={sample.errors_total:.0f}"
                 )
@@ -542,12 +411,12 @@ def run(args: argparse.Namespace, workdir: Path, outcome: Outcome) -> None:
     finally:
         if exporter is not None and exporter.popen.poll() is None:
             with contextlib.suppress(OSError, LookupError):
-                outcome.peak_rss_bytes = read_status_kib(exporter.pid, "VmHWM") * 1024
+                outcome.peak_rss_bytes = common.read_status_kib(exporter.pid, "VmHWM") * 1024
         for child in reversed(children):
             child.stop()
 
 
-def _sleep_while_alive(until: float, children: Sequence[Child]) -> None:
+def _sleep_while_alive(until: float, children: Sequence[common.Child]) -> None:
     while (left := until - time.monotonic()) > 0:
         time.sleep(min(left, 0.5))
         for child in children:
@@ -558,35 +427,19 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.warmup is None:
         args.warmup = min(DEFAULT_WARMUP, args.duration / 2)
     # SIGTERM takes the same path as Ctrl-C, so that the children are stopped too.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, common.interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="aloudata-can-soak-"))
     _progress(
         f"soak: {args.groups} groups every {args.interval:g}s for {args.duration:g}s; "
         f"work directory {workdir}"
     )
-    code = 0
     outcome = Outcome()
-    try:
-        run(args, workdir, outcome)
-    except ProcessDiedError as exc:
-        print(f"soak: {exc}; last lines of its log:", file=sys.stderr)
-        print(exc.process.log_tail(), file=sys.stderr)
-        code = 1
-    except TimeoutError as exc:
-        print(f"soak: {exc}", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        print("soak: interrupted; figures so far", file=sys.stderr)
-        code = 130
+    code = common.exit_code("soak", lambda: run(args, workdir, outcome))
     if outcome.samples:
         print_table(outcome.samples, sys.stdout)
         print_summary(outcome, args, workdir / "exporter.log", sys.stdout)
