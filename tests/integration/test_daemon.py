@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.processes import Exporter, Simulator, wait_for
+from tests.integration.processes import Exporter, Simulator, run_exporter, wait_for
 
 pytestmark = pytest.mark.integration
 
-SCENARIO = Path(__file__).parent.parent / "fixtures" / "scenarios" / "integration.yml"
 SECRET = "integration-apikey-4f1d"
 DAY = 86400.0
 
@@ -50,13 +49,6 @@ GROUPS = """
     plan_ids: [aaaa0000000000000000000000000001, aaaa0000000000000000000000000002]
     per_plan: true
 """
-
-
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    process = Simulator(SCENARIO, tmp_path_factory.mktemp("simulator"))
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -225,21 +217,10 @@ def test_sigterm_stops_cleanly(exporter: Exporter) -> None:
     assert '"msg": "stopped"' in exporter.log()
 
 
-def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
 def test_check_config(simulator: Simulator, config_dir: Path) -> None:
     good = config_dir / "exporter.yml"
     good.write_text(_config(simulator.url, GROUPS))
-    result = _run("--check-config", "--config.file", str(good))
+    result = run_exporter("--check-config", "--config.file", str(good))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "config ok: 1 targets, 8 groups\n"
 
@@ -251,7 +232,7 @@ def test_check_config(simulator: Simulator, config_dir: Path) -> None:
             "  - {name: b, target: nope, plan_ids: [x]}\n",
         )
     )
-    result = _run("--check-config", "--config.file", str(bad))
+    result = run_exporter("--check-config", "--config.file", str(bad))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"config error: groups[0].plan_ids: must not be empty (file={bad})",
@@ -261,9 +242,9 @@ def test_check_config(simulator: Simulator, config_dir: Path) -> None:
 
 
 def test_flag_misuse_exits_2() -> None:
-    assert _run("--no-such-flag").returncode == 2
-    assert _run("--web.listen-address", "nonsense").returncode == 2
-    assert _run("--log.level", "verbose").returncode == 2
+    assert run_exporter("--no-such-flag").returncode == 2
+    assert run_exporter("--web.listen-address", "nonsense").returncode == 2
+    assert run_exporter("--log.level", "verbose").returncode == 2
 
 
 def test_bad_environment_setting_exits_1(tmp_path: Path) -> None:
@@ -284,7 +265,7 @@ def test_once_prints_a_table_and_fails_when_a_group_fails(
 ) -> None:
     config = config_dir / "exporter.yml"
     config.write_text(_config(simulator.url, GROUPS))
-    result = _run("--once", "--config.file", str(config))
+    result = run_exporter("--once", "--config.file", str(config))
     assert result.returncode == 1
     header, *rows = result.stdout.splitlines()
     assert header.split()[:3] == ["TARGET", "GROUP", "STATUS"]
@@ -295,7 +276,7 @@ def test_once_prints_a_table_and_fails_when_a_group_fails(
 
     only_fresh = "  - {name: fresh, target: sim, plan_ids: [aaaa0000000000000000000000000001]}\n"
     config.write_text(_config(simulator.url, only_fresh))
-    result = _run("--once", "--config.file", str(config))
+    result = run_exporter("--once", "--config.file", str(config))
     assert result.returncode == 0, result.stdout
 
 
@@ -312,7 +293,7 @@ def test_port_in_use_is_a_clear_startup_error(simulator: Simulator, config_dir: 
     config = config_dir / "exporter.yml"
     config.write_text(_config(simulator.url, GROUPS))
     port = simulator.port  # already taken by the simulator
-    result = _run("--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}")
+    result = run_exporter("--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith(
         f"startup error: cannot listen on 127.0.0.1:{port}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,11 +9,17 @@ import httpx
 import pytest
 
 from exporter.sharding import shard_of
-from tests.integration.processes import STARTUP_TIMEOUT, Exporter, Simulator, http_ok, wait_for
+from tests.integration.processes import (
+    STARTUP_TIMEOUT,
+    Exporter,
+    Simulator,
+    http_ok,
+    run_exporter,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
-SCENARIO = Path(__file__).parent.parent / "fixtures" / "scenarios" / "integration.yml"
 SECRET = "integration-apikey-4f1d"
 TOTAL = 3
 TARGETS = ("sim-a", "sim-b")
@@ -53,13 +57,6 @@ def _config(url: str, groups: tuple[str, ...]) -> str:
 
 def _keys(groups: tuple[str, ...]) -> set[GroupKey]:
     return {(target, group) for target in TARGETS for group in groups}
-
-
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    process = Simulator(SCENARIO, tmp_path_factory.mktemp("simulator"))
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -146,26 +143,15 @@ def test_reload_keeps_each_shard_to_its_groups(
     _assert_exactly_once(shards, _keys(groups))
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
 def test_check_config_counts_the_shards_groups(config: Path) -> None:
     owned = sum(1 for key in _keys(GROUPS) if shard_of(*key, TOTAL) == 2)
-    result = _run(
+    result = run_exporter(
         "--check-config", "--config.file", str(config), "--shard.index=2", "--shard.total=3"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"config ok: 2 targets, 12 groups (shard 2 of 3: {owned} groups)\n"
 
-    result = _run(
+    result = run_exporter(
         "--check-config", "--config.file", str(config), "--shard.index=3", "--shard.total=3"
     )
     assert result.returncode == 2
@@ -176,7 +162,9 @@ def test_check_config_counts_the_shards_groups(config: Path) -> None:
 
 
 def test_once_polls_only_the_shards_groups(config: Path) -> None:
-    result = _run("--once", "--config.file", str(config), "--shard.index=0", "--shard.total=3")
+    result = run_exporter(
+        "--once", "--config.file", str(config), "--shard.index=0", "--shard.total=3"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     _, *rows = result.stdout.splitlines()
     polled = {(row.split()[0], row.split()[1]) for row in rows if row.split()[0] in TARGETS}

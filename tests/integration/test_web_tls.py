@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.integration.processes import Exporter, free_port, wait_for
+from tests.integration.processes import Exporter, free_port, run_exporter, wait_for
 from tests.pki import Pki, make_pki, write_server_cert
 
 pytestmark = pytest.mark.integration
@@ -234,18 +232,6 @@ def test_certificates_and_users_change_without_a_restart(
 # --- bad web configs ------------------------------------------------------------------------------
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-
-
 BAD_WEB_CONFIG = f"""
 tls_server_config:
   cert_file: tls/missing.crt
@@ -274,7 +260,7 @@ def test_bad_web_config_exits_1_with_one_line_per_problem(
     web_yml = config.parent / "web.yml"
     web_yml.write_text(BAD_WEB_CONFIG)
     port = free_port()
-    result = run(
+    result = run_exporter(
         "--config.file",
         str(config),
         "--web.config.file",
@@ -293,7 +279,7 @@ def test_bad_web_config_exits_1_with_one_line_per_problem(
 def test_bad_web_config_from_the_environment(config: Path, pki: Pki) -> None:
     web_yml = config.parent / "web.yml"
     web_yml.write_text(BAD_WEB_CONFIG)
-    result = run(
+    result = run_exporter(
         "--config.file",
         str(config),
         "--check-config",
@@ -306,12 +292,16 @@ def test_bad_web_config_from_the_environment(config: Path, pki: Pki) -> None:
 def test_check_config_validates_a_good_web_config(config: Path, pki: Pki) -> None:
     web_yml = config.parent / "web.yml"
     web_yml.write_text(MTLS + USERS)
-    result = run("--config.file", str(config), "--web.config.file", str(web_yml), "--check-config")
+    result = run_exporter(
+        "--config.file", str(config), "--web.config.file", str(web_yml), "--check-config"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "config ok: 1 targets, 1 groups\n"
 
     web_yml.write_text(TLS.replace("tls/server.key", "tls/other.key"))
-    result = run("--config.file", str(config), "--web.config.file", str(web_yml), "--check-config")
+    result = run_exporter(
+        "--config.file", str(config), "--web.config.file", str(web_yml), "--check-config"
+    )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"web config error: tls_server_config.key_file: {pki.other_key} does not match "
