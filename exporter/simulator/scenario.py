@@ -14,7 +14,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from exporter.config import AuthType
+from exporter.config import AuthType, load_zone
 from exporter.durations import parse_duration
 from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
 
@@ -173,8 +173,8 @@ class Scenario(BaseModel):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+            load_zone(value)
+        except ValueError:
             raise PydanticCustomError(
                 "timezone", "unknown time zone {zone}", {"zone": repr(value)}
             ) from None

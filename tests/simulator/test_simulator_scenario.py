@@ -160,6 +160,11 @@ def test_duplicate_yaml_key_is_rejected_with_its_line(tmp_path: Path) -> None:
             HEADER.replace("Asia/Shanghai", "Mars/Olympus") + "plans: [{id: a, name: b}]\n",
             "timezone: unknown time zone 'Mars/Olympus'",
         ),
+        (
+            # A directory of the zone database: zoneinfo raises OSError, not its own error.
+            HEADER.replace("Asia/Shanghai", "Asia") + "plans: [{id: a, name: b}]\n",
+            "timezone: unknown time zone 'Asia'",
+        ),
         (HEADER + "plans: []\n", "plans: must list at least one plan"),
         (HEADER.replace("APIKEY", "PASSWORD") + "plans: [{id: a, name: b}]\n", "auth.type: Input"),
     ],
