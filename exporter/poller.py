@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from exporter.can.models import CanError, Reading
 from exporter.clock import Clock
 from exporter.config import Config, Group, Target
 from exporter.resilience import Circuit, CircuitChange, backoff_delay
+from exporter.sharding import group_hash
 from exporter.state import GroupKey, GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 
 log = logging.getLogger(__name__)
@@ -199,13 +199,14 @@ class Poller:
             return
         log.info("target answers again; circuit closed", extra={"target": target})
         now = self._clock.now()
-        for key, group in self._groups.items():
+        for name in self._target_groups.get(target, ()):
+            key = (target, name)
             snapshot = self._store.get(key)
-            job = self._scheduler.get_job(_job_id(key))
-            if group.target != target or snapshot is None or snapshot.poll_success is not False:
+            if snapshot is None or snapshot.poll_success is not False:
                 continue
-            within = min(group.interval, _RESUME_WITHIN_SECONDS)
+            within = min(snapshot.group.interval, _RESUME_WITHIN_SECONDS)
             next_time = now + timedelta(seconds=_spread_fraction(key) * within)
+            job = self._scheduler.get_job(_job_id(key))
             if job is not None:
                 job.modify(next_run_time=next_time)
             self._store.put(replace(snapshot, next_poll_time=next_time))
@@ -324,7 +325,7 @@ def _job_id(key: GroupKey) -> str:
 
 def _spread_fraction(key: GroupKey) -> float:
     """A stable number in [0, 1) for the group, the same on every start."""
-    return zlib.crc32(_job_id(key).encode()) / 2**32
+    return group_hash(*key) / 2**32
 
 
 def _log_outcome(

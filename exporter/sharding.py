@@ -23,11 +23,16 @@ if TYPE_CHECKING:
     from exporter.config import Config
 
 
+def group_hash(target: str, group: str) -> int:
+    """The group's stable 32-bit hash: the CRC-32 of ``target/group``."""
+    return zlib.crc32(f"{target}/{group}".encode())
+
+
 def shard_of(target: str, group: str, total: int) -> int:
     """The index of the shard that owns the group ``target/group`` among ``total`` shards."""
     if total < 1:
         raise ValueError(_total_problem(total))
-    return zlib.crc32(f"{target}/{group}".encode()) % total
+    return group_hash(target, group) % total
 
 
 @dataclass(frozen=True, slots=True)
