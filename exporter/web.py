@@ -92,7 +92,7 @@ class WebSecurity:
         self._listening_context: ssl.SSLContext | None = None
         self._context: ssl.SSLContext | None = None
         if config.tls is not None:
-            self._listening_context = build_ssl_context(config.tls)
+            self._listening_context = _context_of(config)
             self._listening_context.sni_callback = self._on_client_hello
             self._context = self._listening_context
 
@@ -126,7 +126,7 @@ class WebSecurity:
         self._signature = signature
         try:
             config = self._keep_restart_only_settings(load_web_config(source))
-            context = build_ssl_context(config.tls) if config.tls is not None else None
+            context = _context_of(config) if config.tls is not None else None
         except WebConfigError as exc:
             if exc.lines() != self._failure:
                 for line in exc.lines():
@@ -164,7 +164,7 @@ class WebSecurity:
             "web config change needs a restart; keeping the running TLS settings",
             extra={"keys": ",".join(changed)},
         )
-        return dataclasses.replace(config, tls=running)
+        return dataclasses.replace(config, tls=running, ssl_context=None)
 
     def _on_client_hello(
         self, ssl_object: ssl.SSLObject, _server_name: str | None, context: ssl.SSLContext
@@ -176,6 +176,12 @@ class WebSecurity:
             log.exception("web config check failed")
         if self._context is not None and self._context is not context:
             ssl_object.context = self._context
+
+
+def _context_of(config: WebConfig) -> ssl.SSLContext:
+    """The server context of a config with TLS: the one its load built, or a new one."""
+    assert config.tls is not None
+    return config.ssl_context or build_ssl_context(config.tls)
 
 
 def _signature(paths: Iterable[Path]) -> tuple[tuple[int, int, int] | None, ...]:

@@ -175,6 +175,9 @@ class WebConfig:
     users: Mapping[str, SecretStr] = field(default_factory=dict)
     source: str | None = None
     warnings: tuple[str, ...] = ()
+    # The server context built from ``tls`` while loading (the load's own check that the
+    # certificate and key work), kept so the server does not build it a second time.
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @property
     def tls_enabled(self) -> bool:
@@ -263,12 +266,16 @@ def _resolve(
     parsed: _WebConfigFile, base_dir: Path, source: str | None, problems: list[str]
 ) -> WebConfig:
     tls: TLSSettings | None = None
+    context: ssl.SSLContext | None = None
     warnings: list[str] = []
     if parsed.tls_server_config is not None:
         tls_problems: list[str] = []
         tls = _resolve_tls(parsed.tls_server_config, base_dir, tls_problems)
         if not tls_problems:
-            tls_problems.extend(_ssl_context_problems(tls))
+            try:
+                context = build_ssl_context(tls)
+            except WebConfigError as exc:
+                tls_problems.extend(exc.problems)
         problems.extend(tls_problems)
         warnings.extend(_tls_warnings(tls))
     headers = parsed.http_server_config.headers if parsed.http_server_config else {}
@@ -281,6 +288,7 @@ def _resolve(
         users=dict(users),
         source=source,
         warnings=tuple(warnings),
+        ssl_context=context,
     )
 
 
@@ -423,14 +431,6 @@ def build_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
             ) from None
     context.verify_mode = tls.client_auth_type.verify_mode
     return context
-
-
-def _ssl_context_problems(tls: TLSSettings) -> list[str]:
-    try:
-        build_ssl_context(tls)
-    except WebConfigError as exc:
-        return exc.problems
-    return []
 
 
 def _pem_problems(tls: TLSSettings) -> list[str]:
