@@ -416,29 +416,26 @@ def _resolve(
 
 
 def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path) -> Target:
+    auth = settings.auth
+    value_file = base_dir / auth.value_file if auth.value_file is not None else None
     return Target(
         name=settings.name,
         url=settings.url,
         tenant_id=settings.tenant_id,
-        auth_type=settings.auth.type,
-        auth_value=_read_auth_value(settings.auth, base_dir),
+        auth_type=auth.type,
+        auth_value=auth.value if auth.value is not None else _read_auth_value(value_file),
         timezone=load_zone(settings.timezone) if settings.timezone else None,
         max_concurrency=settings.max_concurrency,
         rate_limit=settings.rate_limit,
         timeout=settings.timeout or defaults.timeout,
         ca_file=_resolve_path(settings.tls.ca_file, base_dir, "tls.ca_file"),
         insecure_skip_verify=settings.tls.insecure_skip_verify,
-        auth_value_file=(
-            base_dir / settings.auth.value_file if settings.auth.value_file is not None else None
-        ),
+        auth_value_file=value_file,
     )
 
 
-def _read_auth_value(auth: AuthSettings, base_dir: Path) -> SecretStr:
-    if auth.value is not None:
-        return auth.value
-    assert auth.value_file is not None  # guaranteed by AuthSettings
-    path = base_dir / auth.value_file
+def _read_auth_value(path: Path | None) -> SecretStr:
+    assert path is not None  # AuthSettings guarantees value or value_file
     try:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
