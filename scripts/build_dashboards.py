@@ -553,33 +553,16 @@ def overview() -> Json:
     layout.add(
         6,
         4,
-        stat(
-            "Fresh groups",
-            count_help.format("Fresh"),
-            COUNT,
-            Query(f"count(({state}) == 0) or vector(0)", "fresh"),
-            thresholds=_steps("green"),
-        ),
-        stat(
-            "Warning groups",
-            count_help.format("Warning"),
-            COUNT,
-            Query(f"count(({state}) == 1) or vector(0)", "warning"),
-            thresholds=_steps("green", (1, "orange")),
-        ),
-        stat(
-            "Critical groups",
-            count_help.format("Critical"),
-            COUNT,
-            Query(f"count(({state}) == 2) or vector(0)", "critical"),
-            thresholds=_steps("green", (1, "red")),
-        ),
-        stat(
-            "Failing groups",
-            count_help.format("Failing"),
-            COUNT,
-            Query(f"count(({state}) == 3) or vector(0)", "failing"),
-            thresholds=_steps("green", (1, "purple")),
+        *(
+            stat(
+                f"{text} groups",
+                count_help.format(text),
+                COUNT,
+                Query(f"count(({state}) == {value}) or vector(0)", text.lower()),
+                # Any group out of the fresh state turns its count the state's colour.
+                thresholds=_steps("green") if value == 0 else _steps("green", (1, colour)),
+            )
+            for value, (text, colour) in STATE_MAPPING.items()
         ),
     )
 
