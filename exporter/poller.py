@@ -1,5 +1,8 @@
 """Scheduled polling: one APScheduler job per plan group, poll -> parse -> store.
 
+APScheduler decides when each group is due; a few workers per target (exporter.workers)
+run the due polls, at most the target's max_concurrency at a time.
+
 Each group's job runs on its own interval, at most one run at a time, with missed runs
 coalesced. Groups are spread over their interval by a stable hash so a thousand groups
 with the same interval do not all hit CAN in the same second, and every group is polled
@@ -30,6 +33,7 @@ from exporter.config import Config, Group, Target
 from exporter.resilience import Circuit, CircuitChange, backoff_delay
 from exporter.sharding import group_hash
 from exporter.state import GroupKey, GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
+from exporter.workers import TargetWorkers
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,8 @@ class Poller:
         self._groups: dict[GroupKey, Group] = {}
         # Each target's group names, kept with _groups so a poll never scans every group.
         self._target_groups: dict[str, set[str]] = {}
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._in_flight: set[asyncio.Task[object]] = set()
+        self._workers = TargetWorkers(self._concurrency)
+        self._scheduler = AsyncIOScheduler(timezone=UTC, executors={"default": self._workers})
         self._retired: set[asyncio.Task[None]] = set()
         self._awaiting_first_poll: set[GroupKey] = set()
         self._ready = False
@@ -109,7 +113,8 @@ class Poller:
         if self._scheduler.running:
             # Pause, not shutdown: APScheduler's shutdown cancels the jobs that are running.
             self._scheduler.pause()
-        pending = self._in_flight | self._retired
+            self._workers.stop_taking()
+        pending = self._workers.running() | self._retired
         if pending:
             _, still_running = await asyncio.wait(pending, timeout=grace_seconds)
             for task in still_running:
@@ -136,17 +141,12 @@ class Poller:
         if probe and not circuit.start_probe():
             self._skip(group)  # another group's probe is out: CAN gets one request at a time
             return
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
         try:
             # A probe asks about the group only, not each of its plans as well.
             result, plan_results = await _poll(client, group, per_plan=group.per_plan and not probe)
         finally:
             if probe:
                 circuit.end_probe()
-            if task is not None:
-                self._in_flight.discard(task)
         if self._groups.get(key) != group or self._circuits.get(key[0]) is not circuit:
             return  # changed by a reload while the request was out: the result is stale
         previous = self._store.get(key) or GroupSnapshot(group)
@@ -161,6 +161,10 @@ class Poller:
         if change is not None:
             self._circuit_changed(group.target, change, circuit)
         self._mark_polled(key)
+
+    def _concurrency(self, target: str) -> int:
+        known = self._targets.get(target)
+        return known.max_concurrency if known is not None else 1
 
     def _next_poll_time(self, snapshot: GroupSnapshot, now: datetime) -> datetime:
         """When the group is polled next: on schedule after a success, backed off after failures.

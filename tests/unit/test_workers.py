@@ -1,0 +1,113 @@
+"""Due polls run on at most max_concurrency workers per target, never a task per group."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+from pytest_httpx import HTTPXMock
+
+from exporter.clock import SystemClock
+from exporter.config import Config, parse_config
+from exporter.poller import Poller
+from exporter.state import SnapshotStore
+from tests.conftest import CAN_OK_BODY
+
+TARGETS = {"slow": "http://slow.can.test", "fast": "http://fast.can.test"}
+
+
+def _config(groups_per_target: int, concurrency: int) -> Config:
+    targets = "".join(
+        f"""
+  - name: {name}
+    url: {url}
+    tenant_id: "1"
+    auth: {{type: APIKEY, value: k}}
+    timezone: UTC
+    max_concurrency: {concurrency}
+"""
+        for name, url in TARGETS.items()
+    )
+    groups = "".join(
+        f"  - {{name: g{i}, target: {name}, plan_ids: [p{i}], interval: 1h, timeout: 5s}}\n"
+        for name in TARGETS
+        for i in range(groups_per_target)
+    )
+    return parse_config(f"targets:{targets}groups:\n{groups}", environ={})
+
+
+class SlowCan:
+    """Answers after ``release`` is set, counting the requests out at once per host."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.out: dict[str, int] = dict.fromkeys(TARGETS, 0)
+        self.peak: dict[str, int] = dict.fromkeys(TARGETS, 0)
+        self.answered = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        target = request.url.host.split(".")[0]
+        self.out[target] += 1
+        self.peak[target] = max(self.peak[target], self.out[target])
+        try:
+            await self.release.wait()
+        finally:
+            self.out[target] -= 1
+        self.answered += 1
+        return httpx.Response(200, json=CAN_OK_BODY)
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _worker_tasks() -> int:
+    return sum(1 for task in asyncio.all_tasks() if "TargetWorkers._work" in repr(task))
+
+
+async def test_at_most_max_concurrency_polls_and_workers_per_target(
+    httpx_mock: HTTPXMock,
+) -> None:
+    can = SlowCan()
+    httpx_mock.add_callback(can, is_reusable=True)
+    poller = Poller(SnapshotStore(), SystemClock())
+    poller.apply(_config(groups_per_target=20, concurrency=3))
+    poller.start()
+    try:
+        await _until(lambda: sum(can.out.values()) == 6, "three polls out per target")
+        await asyncio.sleep(0.05)  # room for a wrong extra worker to start
+        assert can.out == {"slow": 3, "fast": 3}
+        assert _worker_tasks() == 6  # 40 due groups, 6 coroutines
+        can.release.set()
+        await _until(lambda: poller.ready, "every group polled")
+        assert can.answered == 40
+        assert can.peak == {"slow": 3, "fast": 3}
+        await _until(lambda: _worker_tasks() == 0, "idle workers to end")
+    finally:
+        await poller.stop(grace_seconds=1)
+
+
+async def test_stop_drops_queued_polls_and_lets_those_out_finish(
+    httpx_mock: HTTPXMock,
+) -> None:
+    can = SlowCan()
+    httpx_mock.add_callback(can, is_reusable=True)
+    store = SnapshotStore()
+    poller = Poller(store, SystemClock())
+    poller.apply(_config(groups_per_target=10, concurrency=2))
+    poller.start()
+    await _until(lambda: sum(can.out.values()) == 4, "two polls out per target")
+    stopping = asyncio.create_task(poller.stop(grace_seconds=5))
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # it waits for the four polls out
+    can.release.set()
+    await asyncio.wait_for(stopping, 2)
+    assert can.answered == 4  # the 16 queued ones were never sent
+    polled = [s for s in store.snapshots() if s.poll_success is not None]
+    assert len(polled) == 4
+    assert _worker_tasks() == 0
