@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import __version__
 from exporter.config import parse_config
 from exporter.settings import DEFAULT_PORT
 
@@ -28,10 +29,16 @@ def _kustomization() -> Manifest:
 
 
 def _resources() -> dict[str, Manifest]:
-    """Every document of every resource file, by kind."""
+    """Every document of every resource file (a directory: its kustomization's), by kind."""
     documents: dict[str, Manifest] = {}
-    for name in _kustomization()["resources"]:
-        for document in yaml.safe_load_all((SHARDED / name).read_text()):
+    paths = [SHARDED / name for name in _kustomization()["resources"]]
+    while paths:
+        path = paths.pop()
+        if path.is_dir():
+            listed = yaml.safe_load((path / "kustomization.yaml").read_text())["resources"]
+            paths += [path / name for name in listed]
+            continue
+        for document in yaml.safe_load_all(path.read_text()):
             assert document["kind"] not in documents, f"two {document['kind']}s"
             documents[document["kind"]] = document
     return documents
@@ -54,8 +61,10 @@ def test_every_listed_file_exists() -> None:
     assert kustomization["kind"] == "Kustomization"
     listed = [*kustomization["resources"]]
     listed += [f for g in kustomization["configMapGenerator"] for f in g["files"]]
-    assert {path.name for path in SHARDED.iterdir()} == {"kustomization.yaml", *listed}
-    assert set(RESOURCES) == {"StatefulSet", "Service", "ServiceMonitor"}
+    local = [name for name in listed if not name.startswith("../")]
+    assert {path.name for path in SHARDED.iterdir()} == {"kustomization.yaml", *local}
+    # The PrometheusRule comes from ../rules (tests/deploy/test_kubernetes_base.py checks it).
+    assert set(RESOURCES) == {"StatefulSet", "Service", "ServiceMonitor", "PrometheusRule"}
 
 
 def test_one_pod_per_shard() -> None:
@@ -84,7 +93,7 @@ def test_port_and_probes() -> None:
     ]
     assert CONTAINER["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
     assert CONTAINER["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
-    assert CONTAINER["image"].endswith(f"/{NAME}:0.1.0")
+    assert CONTAINER["image"] == f"ghcr.io/aloudata/{NAME}:{__version__}"
     assert CONTAINER["resources"]["requests"]
     assert CONTAINER["resources"]["limits"]["memory"]
 
