@@ -12,10 +12,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import httpcore
 import httpx
 
 from exporter import __version__
 from exporter.can.models import CanError, FailureReason, Reading, parse_latest_time
+from exporter.can.network import AsyncioBackend
 from exporter.config import PlanKey, Target
 from exporter.resilience import RateLimiter
 
@@ -54,8 +56,10 @@ class CanClient:
             "user-agent": _USER_AGENT,
         }
         self._url = httpx.URL(target.endpoint)
+        # One TLS context for all the target's pools: building one reads the CA bundle.
+        ssl_context = httpx.create_ssl_context(verify=_tls_verify(target), trust_env=False)
         self._transports = [
-            transport or _http_transport(target, connections)
+            transport or CanTransport(connections, ssl_context)
             for connections in _split_connections(target.max_concurrency)
         ]
         self._next_transport = itertools.cycle(self._transports)
@@ -167,13 +171,24 @@ def _split_connections(total: int) -> list[int]:
     return [base + 1 if index < extra else base for index in range(count)]
 
 
-def _http_transport(target: Target, connections: int) -> httpx.AsyncBaseTransport:
-    return httpx.AsyncHTTPTransport(
-        # Keep-alive equal to the connections allowed: otherwise busy polls reconnect.
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        verify=_tls_verify(target),
-        trust_env=False,
-    )
+class CanTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport, its connection pool on plain asyncio streams (exporter.can.network).
+
+    Requests still go through httpx's own ``handle_async_request`` (and so through
+    pytest-httpx in the tests); only the pool underneath is built here.
+    """
+
+    def __init__(self, connections: int, ssl_context: ssl.SSLContext) -> None:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        super().__init__(limits=limits, verify=ssl_context, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            # Keep-alive equal to the connections allowed: otherwise busy polls reconnect.
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(),
+        )
 
 
 def _tls_verify(target: Target) -> ssl.SSLContext | bool:
