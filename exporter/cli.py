@@ -1,6 +1,7 @@
 """Command line: parse flags, load the config, wire the parts, run until a signal.
 
-Exit codes: 0 ok, 1 config or start-up error (or a failed group under --once), 2 flag misuse.
+Exit codes: 0 ok, 1 config or start-up error (or a failed group under --once, or a missing or
+unchecked plan under --check-config --live), 2 flag misuse.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from exporter.clock import Clock, SystemClock
 from exporter.config import Config, ConfigError, load_config
 from exporter.exposition import Exposition
 from exporter.filewatch import FileWatcher
+from exporter.livecheck import (
+    ClientSetupError,
+    check_plans,
+    distinct_plans,
+    exit_code,
+    render_problems,
+    summary,
+)
 from exporter.logs import FORMATS, LEVELS, LogSetup, setup_logging
 from exporter.metrics import ExporterMetrics
 from exporter.poller import Poller
@@ -130,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll every group once, print a table and exit (1 if any group failed)",
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="with --check-config: then ask CAN about every configured plan, one plan per "
+        "request, and list the plans that are missing, not ready or could not be checked; "
+        "exit 1 if any plan is missing or could not be checked (not ready alone exits 0)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="run against the built-in CAN simulator with a bundled demo scenario",
@@ -147,7 +163,10 @@ def _listen_address(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.live and not args.check_config:
+        parser.error("argument --live: only valid with --check-config")  # exits 2
     if args.version:
         print(f"aloudata-can-exporter, version {__version__} (python {platform.python_version()})")
         return 0
@@ -242,7 +261,7 @@ async def _run(args: argparse.Namespace, settings: Settings, log_setup: LogSetup
                 log.warning("web config warning", extra={"warning": warning})
         if args.check_config:
             print(_check_config_summary(whole, config, source.shard))
-            return 0
+            return await _live_check(config) if args.live else 0
         if args.once:
             return await _run_once(config)
         return await _serve(config, source, settings, log_setup, web_config, demo=args.demo)
@@ -268,6 +287,23 @@ async def _start_demo(stack: contextlib.AsyncExitStack, shard: Shard) -> ConfigS
         "ALOUDATA_CAN_DEMO_APIKEY": scenario.auth.value.get_secret_value(),
     }
     return ConfigSource(DEMO_CONFIG_PATH, environ, shard)
+
+
+async def _live_check(config: Config) -> int:
+    """Only this shard's groups, as --once: each instance of a sharded set checks its own."""
+    checks = distinct_plans(config.groups)
+    targets = len({check.target for check in checks})
+    log.info(
+        "live check: asking CAN about each plan", extra={"plans": len(checks), "targets": targets}
+    )
+    try:
+        outcomes = await check_plans(config.targets, checks)
+    except ClientSetupError as exc:
+        print(f"live check error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render_problems(outcomes))
+    print(summary(outcomes))
+    return exit_code(outcomes)
 
 
 async def _run_once(config: Config) -> int:
