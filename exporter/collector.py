@@ -16,14 +16,16 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from exporter import metrics as m
 from exporter.can.models import Reading
 from exporter.clock import Clock
-from exporter.config import ThresholdValues
+from exporter.config import Group, ThresholdValues
 from exporter.state import REASONS, GroupSnapshot, SnapshotStore, TargetSnapshot
 
 _GAUGES = (
+    m.GROUP_INFO,
     m.DATA_LAG,
     m.REFRESH_AGE,
     m.NOT_READY,
@@ -90,6 +92,7 @@ class Families:
     def add_group(self, snapshot: GroupSnapshot, now: float) -> None:
         group = snapshot.group
         labels = [group.target, group.name]
+        self._add_info(group)
         self._add_thresholds(labels, m.DATA_LAG_THRESHOLD, group.data_lag)
         self._add_thresholds(labels, m.REFRESH_AGE_THRESHOLD, group.refresh_age)
         if snapshot.reading is not None:
@@ -116,6 +119,11 @@ class Families:
             if plan.reading is not None:
                 for spec, value in _plan_values(plan.reading, now):
                     self._gauge(spec, plan_labels, value)
+
+    def _add_info(self, group: Group) -> None:
+        # Each group has its own label names, which add_metric's fixed names cannot express.
+        labels = {"target": group.target, "group": group.name, **dict(group.labels)}
+        self.gauges[m.GROUP_INFO.name].samples.append(Sample(m.GROUP_INFO.name, labels, 1.0))
 
     def _gauge(self, spec: m.MetricSpec, labels: list[str], value: float) -> None:
         self.gauges[spec.name].add_metric(labels, value)

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from exporter.durations import format_duration, parse_duration
+from exporter.metrics import RESERVED_LABELS
 from exporter.redact import redact
 from exporter.yamlfile import (
     ProblemsError,
@@ -148,11 +149,16 @@ DEFAULT_THRESHOLDS = Thresholds.model_validate(
 DEFAULT_MAX_BACKOFF = 600.0
 
 
+# Checked key by key when the config is resolved, so each problem names its own key path.
+RawLabels = dict[Any, Any]
+
+
 class Defaults(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
     max_backoff: Duration = DEFAULT_MAX_BACKOFF
     thresholds: Thresholds = Thresholds()
+    labels: RawLabels = {}
 
 
 class AuthType(StrEnum):
@@ -222,6 +228,7 @@ class GroupSettings(_Model):
     max_backoff: Duration | None = None
     per_plan: bool = False
     thresholds: Thresholds = Thresholds()
+    labels: RawLabels = {}
 
     @model_validator(mode="after")
     def _one_plan_list(self) -> GroupSettings:
@@ -286,6 +293,8 @@ class Group:
     refresh_age: ThresholdValues
     # Consecutive failures stretch the interval up to this (never below the interval).
     max_backoff: float = DEFAULT_MAX_BACKOFF
+    # The group's own labels (defaults.labels merged in), sorted by name; on group_info.
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -384,6 +393,8 @@ def _resolve(
         except ValueError as exc:
             problems.append(f"{where}.{exc}")
 
+    default_labels, label_problems = _check_labels(parsed.defaults.labels, "defaults.labels")
+    problems.extend(label_problems)
     groups: list[Group] = []
     seen_groups: set[tuple[str, str]] = set()
     for index, settings in enumerate(parsed.groups):
@@ -400,7 +411,9 @@ def _resolve(
             continue
         seen_groups.add((settings.target, settings.name))
         problems.extend(_check_group(settings, where))
-        group = _resolve_group(settings, target, parsed.defaults)
+        labels, label_problems = _group_labels(settings.labels, default_labels, where)
+        problems.extend(label_problems)
+        group = _resolve_group(settings, target, parsed.defaults, labels)
         if group.interval < group.timeout:
             problems.append(
                 f"{where}.interval: {format_duration(group.interval)} is shorter than the "
@@ -468,7 +481,12 @@ def _check_group(settings: GroupSettings, where: str) -> Iterator[str]:
         seen.add(plan)
 
 
-def _resolve_group(settings: GroupSettings, target: Target, defaults: Defaults) -> Group:
+def _resolve_group(
+    settings: GroupSettings,
+    target: Target,
+    defaults: Defaults,
+    labels: tuple[tuple[str, str], ...] = (),
+) -> Group:
     if settings.plan_ids is not None:
         plan_key, plans = PlanKey.IDS, settings.plan_ids
     else:
@@ -482,6 +500,7 @@ def _resolve_group(settings: GroupSettings, target: Target, defaults: Defaults) 
         timeout=settings.timeout or target.timeout,
         per_plan=settings.per_plan,
         max_backoff=settings.max_backoff or defaults.max_backoff,
+        labels=labels,
         data_lag=_merge_thresholds(
             settings.thresholds.data_lag,
             defaults.thresholds.data_lag,
@@ -493,6 +512,65 @@ def _resolve_group(settings: GroupSettings, target: Target, defaults: Defaults) 
             DEFAULT_THRESHOLDS.refresh_age,
         ),
     )
+
+
+MAX_LABELS = 16
+MAX_LABEL_VALUE_LENGTH = 256
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _check_labels(raw: RawLabels, where: str) -> tuple[dict[str, str], list[str]]:
+    """The valid entries of one ``labels`` map, and a problem line for each invalid one."""
+    labels: dict[str, str] = {}
+    problems: list[str] = []
+    for name, value in raw.items():
+        problem = _label_name_problem(name)
+        if problem is not None:
+            problems.append(f"{where}: {problem}")
+            continue
+        problem = _label_value_problem(value)
+        if problem is not None:
+            problems.append(f"{where}.{name}: {problem}")
+            continue
+        labels[str(name)] = str(value)
+    if len(raw) > MAX_LABELS:
+        problems.append(f"{where}: {len(raw)} labels; at most {MAX_LABELS}")
+    return labels, problems
+
+
+def _label_name_problem(name: object) -> str | None:
+    if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
+        return (
+            f"{name!r} is not a valid label name (letters, digits and _, not starting with a digit)"
+        )
+    if name.startswith("__"):
+        return f"{name!r} is reserved: names starting with __ are for Prometheus' internal use"
+    if name in RESERVED_LABELS:
+        return f"{name!r} is reserved: the exporter or Prometheus sets it on the group's series"
+    return None
+
+
+def _label_value_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string; put numbers, booleans and dates in quotes"
+    if len(value) > MAX_LABEL_VALUE_LENGTH:
+        return f"{len(value)} characters; at most {MAX_LABEL_VALUE_LENGTH}"
+    return None
+
+
+def _group_labels(
+    raw: RawLabels, defaults: Mapping[str, str], where: str
+) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """The group's labels over the defaults'; an empty value removes the label."""
+    own, problems = _check_labels(raw, f"{where}.labels")
+    merged = {**defaults, **own}
+    labels = tuple(sorted((name, value) for name, value in merged.items() if value))
+    if len(labels) > MAX_LABELS and len(raw) <= MAX_LABELS:
+        problems.append(
+            f"{where}.labels: {len(labels)} labels with those from defaults.labels; "
+            f"at most {MAX_LABELS}"
+        )
+    return labels, problems
 
 
 def _merge_thresholds(*layers: ThresholdPair) -> ThresholdValues:

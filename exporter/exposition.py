@@ -20,7 +20,7 @@ from exporter import metrics as m
 from exporter.can.models import Reading
 from exporter.clock import Clock
 from exporter.collector import CanCollector, Families, bucket_bound
-from exporter.config import ThresholdValues
+from exporter.config import Group, ThresholdValues
 from exporter.state import (
     DURATION_BUCKETS,
     REASONS,
@@ -52,6 +52,7 @@ def _family_index() -> dict[str, int]:
 
 
 _INDEX = _family_index()
+_GROUP_INFO = _INDEX[m.GROUP_INFO.name]
 _DATA_LAG = _INDEX[m.DATA_LAG.name]
 _REFRESH_AGE = _INDEX[m.REFRESH_AGE.name]
 _NOT_READY = _INDEX[m.NOT_READY.name]
@@ -116,6 +117,7 @@ def _add_group(
     def add(index: int, value: float, labelled: str = labels) -> None:
         lines[index].append(f"{names[index]}{labelled}{_go_float(value)}\n")
 
+    add(_GROUP_INFO, 1.0, _info_labels(group) if group.labels else labels)
     _add_thresholds(add, _DATA_LAG_THRESHOLD, group.data_lag, head, tail)
     _add_thresholds(add, _REFRESH_AGE_THRESHOLD, group.refresh_age, head, tail)
     if snapshot.reading is not None:
@@ -133,6 +135,12 @@ def _add_group(
         if count:
             add(_ERRORS, float(count), f'{head},reason="{reason.value}",{tail}')
     _add_plans(add, snapshot, head, tail, now)
+
+
+def _info_labels(group: Group) -> str:
+    """group_info's labels: the group's own sort in among target and group."""
+    pairs = sorted((("group", group.name), ("target", group.target), *group.labels))
+    return "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in pairs) + "} "
 
 
 def _add_reading(add: Callable[[int, float], None], reading: Reading, now: float) -> None:

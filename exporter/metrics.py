@@ -26,6 +26,12 @@ class MetricSpec:
 
 _FROM_LAST_POLL = "from the last successful poll"
 
+GROUP_INFO = MetricSpec(
+    "aloudata_can_group_info",
+    "Constant 1 for each group the exporter polls, labelled with the group's labels from its configuration (e.g. team, owner; none when it has none), to join onto its other series on target and group.",  # noqa: E501
+    GROUP_LABELS,
+)
+
 DATA_LAG = MetricSpec(
     "aloudata_can_data_lag_seconds",
     f"Seconds from CAN's latestDateTime (the oldest data time over the group's plans, {_FROM_LAST_POLL}) to now; computed at scrape time.",  # noqa: E501
@@ -138,16 +144,29 @@ TOTAL_SHARDS = MetricSpec(
 )
 
 
+BUILD_INFO = MetricSpec(
+    "aloudata_can_exporter_build_info",
+    "A metric with a constant 1 labelled by the exporter's version.",
+    ("version",),
+)
+
+
+def _reserved_labels() -> frozenset[str]:
+    # Prometheus sets job and instance on every scraped series, and the text format le on
+    # histogram buckets (quantile on summaries): none of them may come from a group's labels.
+    specs = [value for value in globals().values() if isinstance(value, MetricSpec)]
+    return frozenset({"job", "instance", "le", "quantile"}).union(*(spec.labels for spec in specs))
+
+
+# Label names a group's configured labels may not use: those already on the exporter's series.
+RESERVED_LABELS = _reserved_labels()
+
+
 class ExporterMetrics:
     """The exporter's own gauges: build info, shard and config reload state."""
 
     def __init__(self, registry: CollectorRegistry, shard: Shard = UNSHARDED) -> None:
-        build_info = Gauge(
-            "aloudata_can_exporter_build_info",
-            "A metric with a constant 1 labelled by the exporter's version.",
-            ["version"],
-            registry=registry,
-        )
+        build_info = Gauge(BUILD_INFO.name, BUILD_INFO.help, BUILD_INFO.labels, registry=registry)
         build_info.labels(version=__version__).set(1)
         # Every instance of a job must agree on the total and cover every ordinal once; the
         # AloudataCanShardsMismatch alert compares them.

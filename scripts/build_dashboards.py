@@ -370,6 +370,48 @@ def table(
     )
 
 
+def info_table(title: str, description: str, expr: str, *, link_column: str) -> Json:
+    """One row per series of an info metric, a column per label; ``link_column`` holds URLs.
+
+    The columns come from the series' labels, so a label added in the exporter's config shows
+    up without a change here.
+    """
+    link = {"title": "Open ${__value.raw}", "url": "${__value.raw}", "targetBlank": True}
+    return _panel(
+        "table",
+        title,
+        description,
+        COUNT,
+        [_target(Query(expr, ""), 0, instant=True, table=True)],
+        defaults={
+            "color": {"mode": "thresholds"},
+            "thresholds": _steps("text"),
+            "custom": {"align": "auto", "cellOptions": {"type": "auto"}, "filterable": False},
+        },
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": link_column},
+                "properties": [{"id": "links", "value": [link]}],
+            }
+        ],
+        options={
+            "showHeader": True,
+            "cellHeight": "sm",
+            "footer": {"show": False, "reducer": ["sum"], "fields": "", "countRows": False},
+        },
+        transformations=[
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True, "Value": True},
+                    "indexByName": {"target": 0, "group": 1},
+                    "renameByName": {},
+                },
+            },
+        ],
+    )
+
+
 def group_link(fields: str) -> Json:
     """A data link to the group dashboard for one instance/target/group.
 
@@ -673,6 +715,19 @@ def _against_thresholds(title: str, description: str, metric: str, threshold: st
 def group() -> Json:
     scope = GROUP_SCOPE
     layout = Layout()
+    layout.add(
+        24,
+        3,
+        info_table(
+            "Owner and labels",
+            "The group's labels from the exporter's config (groups[].labels, over "
+            "defaults.labels): who owns it (team, owner), where its own dashboard is "
+            "(dashboard_url, a link) and any others, from aloudata_can_group_info. The alerts "
+            "carry its team and owner. Only target and group when it has no labels.",
+            f"max without (job, instance) ({selector('aloudata_can_group_info', scope)})",
+            link_column="dashboard_url",
+        ),
+    )
     layout.add(
         5,
         4,

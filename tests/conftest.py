@@ -26,6 +26,7 @@ def make_group(
     per_plan: bool = False,
     data_lag: ThresholdValues = DEFAULT_DATA_LAG,
     refresh_age: ThresholdValues = DEFAULT_REFRESH_AGE,
+    labels: tuple[tuple[str, str], ...] = (),
 ) -> Group:
     return Group(
         target=target,
@@ -37,6 +38,7 @@ def make_group(
         per_plan=per_plan,
         data_lag=data_lag,
         refresh_age=refresh_age,
+        labels=labels,
     )
 
 

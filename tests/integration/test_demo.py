@@ -67,6 +67,16 @@ def test_demo_per_plan_group_names_the_stale_plan(demo: Exporter) -> None:
     assert group_lag == pytest.approx(stale, abs=5)
 
 
+def test_demo_group_info_carries_the_configured_owners(demo: Exporter) -> None:
+    owned = {"target": "demo", "group": "finance_report"}
+    assert (
+        demo.value("aloudata_can_group_info", **owned, team="finance", owner="Finance data team")
+        == 1
+    )
+    # A group without labels has its info series all the same, with target and group only.
+    assert demo.value("aloudata_can_group_info", target="demo", group="sales_dashboard") == 1
+
+
 def test_demo_landing_page_lists_the_groups(demo: Exporter) -> None:
     page = httpx.get(demo.url + "/", timeout=5).text
     assert "retired_dashboard" in page

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -34,6 +35,9 @@ ALERTMANAGER_EXAMPLE = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 JOB = "aloudata-can-exporter"
 DATA_TIMEOUT = 90.0
+# The lagging group's labels: its alerts go to the finance team and name the owner.
+OWNER = 'Alice "Ledger" Wang <alice@example.com>'
+DASHBOARD_URL = "https://grafana.example.com/d/fin?var-group=lagging&orgId=1"
 
 EXPORTER_CONFIG = """
 defaults:
@@ -47,7 +51,10 @@ targets:
     timezone: Asia/Shanghai
 groups:
   - {{name: fresh, target: sim, plan_ids: [aaaa0000000000000000000000000001]}}
-  - {{name: lagging, target: sim, plan_ids: [aaaa0000000000000000000000000002]}}
+  - name: lagging
+    target: sim
+    plan_ids: [aaaa0000000000000000000000000002]
+    labels: {{team: finance, owner: '{owner}', dashboard_url: '{dashboard_url}'}}
   - {{name: never, target: sim, plan_ids: [aaaa0000000000000000000000000003]}}
   - {{name: notready, target: sim, plan_names: [not_ready_daily]}}
   - {{name: missing, target: sim, plan_ids: [ffff0000000000000000000000000000]}}
@@ -127,7 +134,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulator = Simulator(SCENARIO, tmp)
         started.append(simulator)
         config = tmp / "exporter.yml"
-        config.write_text(EXPORTER_CONFIG.format(url=simulator.url))
+        config.write_text(
+            EXPORTER_CONFIG.format(url=simulator.url, owner=OWNER, dashboard_url=DASHBOARD_URL)
+        )
         exporter = Exporter(["--config.file", str(config)], tmp)
         started.append(exporter)
         alertmanager = Alertmanager(
@@ -297,7 +306,8 @@ def test_lagging_group_critical_lag_alert_reaches_the_pager(stack: Stack) -> Non
         for receiver, alert in _delivered(stack, "AloudataCanDataLagHigh", "lagging")
         if alert["labels"]["severity"] == "critical"
     )
-    assert receiver == "data-platform-pager"
+    # The group's config labels, joined by the rule, route it to the finance team.
+    assert receiver == "finance-pager"
     assert alert["status"] == "firing"
     assert alert["labels"] == {
         "alertname": "AloudataCanDataLagHigh",
@@ -306,12 +316,14 @@ def test_lagging_group_critical_lag_alert_reaches_the_pager(stack: Stack) -> Non
         "instance": f"127.0.0.1:{stack.exporter.port}",
         "target": "sim",
         "group": "lagging",
+        "team": "finance",
+        "owner": OWNER,
     }
     annotations = alert["annotations"]
     assert annotations["runbook_url"].endswith("docs/runbook.md#aloudatacandatalaghigh")
     assert re.fullmatch(
         r"The data of plan group lagging on CAN target sim is \dd .* behind, "
-        r"over its critical threshold of 2d 2h 0m 0s\.",
+        r"over its critical threshold of 2d 2h 0m 0s\. " + re.escape(f"Owner: {OWNER}."),
         annotations["description"],
     ), annotations["description"]
     # The warning for the same group is inhibited by the critical one.
@@ -329,8 +341,11 @@ def test_missing_plan_group_poll_failing_alert_names_the_reason(stack: Stack) ->
         "the missing group's poll failing alert",
     )
     receiver, alert = _delivered(stack, "AloudataCanPollFailing", "missing")[0]
+    # No labels in the config: no team, so the data platform team gets it.
     assert receiver == "data-platform-chat"
     assert alert["labels"]["severity"] == "warning"
+    assert "team" not in alert["labels"]
+    assert "owner" not in alert["labels"]
     assert alert["annotations"]["description"].endswith("Most frequent reason: plan_not_found.")
 
 
@@ -347,3 +362,70 @@ def test_fresh_group_raises_nothing(stack: Stack) -> None:
     assert [a for _, a in stack.webhook.alerts() if a["labels"].get("group") == "fresh"] == []
     # The check can fail: other groups do have alerts in the same Prometheus.
     assert any(a["labels"].get("group") == "lagging" for a in alerts)
+
+
+def test_group_labels_reach_prometheus_unchanged(stack: Stack) -> None:
+    # Quotes, angle brackets and a query string survive the exposition and Prometheus' parser.
+    selector = f'aloudata_can_group_info{{job="{JOB}", group="lagging"}}'
+    wait_for(lambda: bool(stack.prometheus.query(selector)), DATA_TIMEOUT, selector)
+    (series,) = stack.prometheus.query(selector)
+    assert series["metric"]["owner"] == OWNER
+    assert series["metric"]["dashboard_url"] == DASHBOARD_URL
+    assert series["metric"]["team"] == "finance"
+    plain = stack.prometheus.query(f'aloudata_can_group_info{{job="{JOB}", group="fresh"}}')
+    assert {label for series in plain for label in series["metric"]} == {
+        "__name__",
+        "job",
+        "instance",
+        "target",
+        "group",
+    }
+
+
+def _alert_state(stack: Stack, **labels: str) -> str | None:
+    filters = [f'{name}="{value}"' for name, value in labels.items()]
+    response = httpx.get(
+        f"{stack.alertmanager.url}/api/v2/alerts", params={"filter": filters}, timeout=5.0
+    )
+    response.raise_for_status()
+    alerts: list[dict[str, Any]] = response.json()
+    return str(alerts[0]["status"]["state"]) if alerts else None
+
+
+def test_failing_polls_mute_only_that_groups_freshness_alerts_on_that_exporter(
+    stack: Stack,
+) -> None:
+    # Alerts posted straight to Alertmanager: the example's inhibit rule decides, as it would
+    # for the rules' alerts. Synthetic target and group names keep them apart from the rest.
+    def alert(alertname: str, instance: str, group: str) -> dict[str, Any]:
+        labels = {"alertname": alertname, "severity": "warning", "job": JOB}
+        return {"labels": {**labels, "instance": instance, "target": "inhibit", "group": group}}
+
+    posted = [
+        alert("AloudataCanPollFailing", "exp-a:9873", "polling"),
+        alert("AloudataCanDataLagHigh", "exp-a:9873", "polling"),
+        alert("AloudataCanDataLagHigh", "exp-a:9873", "polled_fine"),
+        alert("AloudataCanDataLagHigh", "exp-b:9873", "polling"),
+    ]
+    response = httpx.post(f"{stack.alertmanager.url}/api/v2/alerts", json=posted, timeout=5.0)
+    response.raise_for_status()
+    lag = "AloudataCanDataLagHigh"
+    # The lag alert of the group whose polls fail is muted; the same group on another
+    # exporter, and another group on the same exporter, still alert.
+    expected = {
+        ("AloudataCanPollFailing", "exp-a:9873", "polling"): "active",
+        (lag, "exp-a:9873", "polling"): "suppressed",
+        (lag, "exp-a:9873", "polled_fine"): "active",
+        (lag, "exp-b:9873", "polling"): "active",
+    }
+    states: dict[tuple[str, str, str], str | None] = {}
+
+    def settled() -> bool:
+        for key in expected:
+            name, instance, group = key
+            states[key] = _alert_state(
+                stack, alertname=name, instance=instance, target="inhibit", group=group
+            )
+        return states == expected
+
+    wait_for(settled, DATA_TIMEOUT, "the example's inhibit rule to settle")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import metrics
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +26,11 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_BASE = "https://github.com/aloudata/aloudata-can-exporter/blob/main/docs/runbook.md#"
 JOB_SELECTOR = 'job="aloudata-can-exporter"'
 GROUPS = {"aloudata-can-freshness", "aloudata-can-exporter"}
+GROUP_INFO_JOIN = (
+    "* on(job, instance, target, group) group_left(team, owner) "
+    f"aloudata_can_group_info{{{JOB_SELECTOR}}}"
+)
+OWNER_SENTENCE = "{{ with $labels.owner }} Owner: {{ . }}.{{ end }}"
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -51,17 +57,43 @@ def test_promtool_test_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_test_rules_can_fail(tmp_path: Path) -> None:
-    # The same tests against rules that compare with >= instead of > must fail: the edge cases bite.
-    broken = ALERTS.read_text().replace("> ignoring(severity)", ">= ignoring(severity)")
-    (tmp_path / "alerts.yml").write_text(broken)
+@pytest.mark.parametrize(
+    ("original", "mutant", "failure"),
+    [
+        # Compare with >= instead of >: the edge cases bite.
+        (
+            "> ignoring(severity)",
+            ">= ignoring(severity)",
+            "data lag exactly at its thresholds does not fire",
+        ),
+        # Join without the owner: the alerts lose it, and their descriptions with it.
+        (
+            "group_left(team, owner)",
+            "group_left(team)",
+            "a group's config labels give its alerts team and owner",
+        ),
+        # Join on target and group only: two exporters with the same group fail the rule.
+        (
+            "on(job, instance, target, group)",
+            "on(target, group)",
+            "many-to-many matching not allowed",
+        ),
+    ],
+    ids=["threshold-edge", "join-without-owner", "join-without-instance"],
+)
+def test_promtool_test_rules_can_fail(
+    tmp_path: Path, original: str, mutant: str, failure: str
+) -> None:
+    rules = ALERTS.read_text()
+    assert original in rules
+    (tmp_path / "alerts.yml").write_text(rules.replace(original, mutant))
     tests = ALERTS_TEST.read_text().replace("../../deploy/prometheus/alerts.yml", "alerts.yml")
     (tmp_path / "alerts-test.yml").write_text(tests)
     result = _run([require_tool("promtool"), "test", "rules", str(tmp_path / "alerts-test.yml")])
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "data lag exactly at its thresholds does not fire" in output
     assert "Unit Testing" in output
+    assert failure in output
 
 
 def test_rule_groups_are_freshness_and_exporter_health() -> None:
@@ -94,6 +126,43 @@ def test_freshness_alerts_compare_against_exported_thresholds() -> None:
         severity = rule["labels"]["severity"]
         assert "_threshold_seconds" in rule["expr"]
         assert f'severity="{severity}"' in rule["expr"]
+
+
+def _is_group_level(rule: dict[str, Any]) -> bool:
+    """Its series carry target and group and it keeps them: no aggregation."""
+    labels = {
+        spec.name: spec.labels
+        for spec in vars(metrics).values()
+        if isinstance(spec, metrics.MetricSpec)
+    }
+    names = set(re.findall(r"aloudata_can_\w+", rule["expr"]))
+    return (
+        bool(names)
+        and not re.search(r"\bby\s*\(", rule["expr"])
+        and all("group" in labels.get(name, ()) for name in names)
+    )
+
+
+def test_the_group_level_alerts() -> None:
+    assert {rule["alert"] for rule in _rules() if _is_group_level(rule)} == {
+        "AloudataCanDataLagHigh",
+        "AloudataCanRefreshStale",
+        "AloudataCanPlanNotReady",
+        "AloudataCanPollFailing",
+    }
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [rule for rule in _rules() if _is_group_level(rule)],
+    ids=lambda rule: f"{rule['alert']}-{rule['labels']['severity']}",
+)
+def test_group_level_alert_joins_the_groups_labels(rule: dict[str, Any]) -> None:
+    expr = " ".join(rule["expr"].split())
+    # The whole condition, in parentheses, is joined: the alert gets team and owner.
+    assert expr.startswith("(")
+    assert expr.endswith(") " + GROUP_INFO_JOIN), expr
+    assert rule["annotations"]["description"].endswith(OWNER_SENTENCE)
 
 
 def _runbook_anchors() -> set[str]:
@@ -161,6 +230,31 @@ def test_amtool_check_config() -> None:
             ["alertname=AloudataCanTargetFailing", "severity=critical", "team=marketing"],
             "marketing-pager",
         ),
+        # team and owner as the rules join them from aloudata_can_group_info.
+        (
+            [
+                "alertname=AloudataCanDataLagHigh",
+                "severity=critical",
+                "group=ledger",
+                "team=finance",
+                "owner=alice",
+            ],
+            "finance-pager",
+        ),
+        (
+            ["alertname=AloudataCanPollFailing", "severity=warning", "team=marketing", "owner=bob"],
+            "marketing-chat",
+        ),
+        # A team without a route of its own: the data platform team's receivers.
+        (
+            ["alertname=AloudataCanRefreshStale", "severity=warning", "team=logistics"],
+            "data-platform-chat",
+        ),
+        (
+            ["alertname=AloudataCanRefreshStale", "severity=critical", "team=logistics"],
+            "data-platform-pager",
+        ),
+        (["alertname=AloudataCanTargetFailing", "severity=critical"], "data-platform-pager"),
         (["alertname=AloudataCanExporterDown", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanExporterAbsent", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanConfigReloadFailed", "severity=warning"], "observability-chat"),
@@ -200,7 +294,8 @@ def test_alertmanager_example_uses_current_matcher_syntax() -> None:
     ]
     assert polling, "polls failing must mute the group's freshness alerts"
     assert "AloudataCanDataLagHigh" in polling[0]["target_matchers"][0]
-    assert set(polling[0]["equal"]) == {"target", "group"}
+    # Per exporter: another exporter that polls the group fine still raises its alerts.
+    assert set(polling[0]["equal"]) == {"instance", "target", "group"}
 
 
 def test_alert_names_in_alertmanager_example_exist() -> None:

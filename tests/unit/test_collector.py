@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.can.client import PollResult
@@ -18,6 +18,7 @@ from exporter.can.models import CanError, FailureReason, parse_latest_time
 from exporter.clock import FixedClock
 from exporter.collector import CanCollector
 from exporter.config import ThresholdValues
+from exporter.metrics import RESERVED_LABELS, ExporterMetrics
 from exporter.state import (
     GroupSnapshot,
     PlanSnapshot,
@@ -29,6 +30,11 @@ from tests.conftest import NOW, make_group, make_reading, require_tool
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "metrics.prom"
 GROUP = {"target": "prod", "group": "sales"}
+FINANCE_LABELS = (
+    ("dashboard_url", "https://grafana.example.com/d/fin?var-group=finance&orgId=1"),
+    ("owner", 'Finance "ledger" team'),
+    ("team", "finance"),
+)
 
 
 def _registry(store: SnapshotStore, clock: FixedClock) -> CollectorRegistry:
@@ -206,6 +212,58 @@ def test_removed_groups_disappear(clock: FixedClock) -> None:
     assert 'group="b"' in output
 
 
+def _info_series(registry: CollectorRegistry) -> list[dict[str, str]]:
+    return [
+        sample.labels
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "aloudata_can_group_info"
+    ]
+
+
+def test_group_info_is_one_series_per_group_with_its_labels(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    store.put(GroupSnapshot(make_group("sales")))  # never polled: still has its info
+    owned = make_group("finance", labels=(("owner", "alice"), ("team", "finance")))
+    store.put(next_snapshot(GroupSnapshot(owned), _failed(FailureReason.TIMEOUT), NOW))
+    registry = _registry(store, clock)
+
+    assert _info_series(registry) == [
+        {"target": "prod", "group": "sales"},
+        {"target": "prod", "group": "finance", "owner": "alice", "team": "finance"},
+    ]
+    owned_labels = {"target": "prod", "group": "finance", "owner": "alice", "team": "finance"}
+    assert registry.get_sample_value("aloudata_can_group_info", owned_labels) == 1
+
+
+def test_changed_labels_replace_the_info_series(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    snapshot = next_snapshot(GroupSnapshot(make_group(labels=(("team", "finance"),))), _ok(), NOW)
+    store.put(snapshot)
+    registry = _registry(store, clock)
+    relabelled = replace(snapshot.group, labels=(("owner", "bob"), ("team", "sales")))
+    store.put(replace(snapshot, group=relabelled))
+
+    assert _info_series(registry) == [{**GROUP, "owner": "bob", "team": "sales"}]
+    assert 'team="finance"' not in generate_latest(registry).decode()
+
+
+def test_every_label_of_the_exporters_series_is_reserved(clock: FixedClock) -> None:
+    # A group's labels may not use them: the list in metrics must keep up with new metrics.
+    registry = _registry(_golden_store(), clock)
+    ExporterMetrics(registry)
+    ProcessCollector(registry=registry)
+    used = {
+        label
+        for family in registry.collect()
+        for sample in family.samples
+        for label in sample.labels
+        if sample.name != "aloudata_can_group_info"
+    }
+    assert used
+    assert used | {"job", "instance"} <= RESERVED_LABELS
+
+
 def test_timezone_conversion_from_a_can_response(clock: FixedClock) -> None:
     body = json.dumps(
         {
@@ -236,7 +294,9 @@ def _golden_store() -> SnapshotStore:
     fresh = next_snapshot(GroupSnapshot(make_group("sales")), _ok(0.04), NOW)
     store.put(fresh)
     failing = next_snapshot(
-        GroupSnapshot(make_group("finance")), _ok(0.3), NOW - timedelta(hours=1)
+        GroupSnapshot(make_group("finance", labels=FINANCE_LABELS)),
+        _ok(0.3),
+        NOW - timedelta(hours=1),
     )
     failing = next_snapshot(failing, _failed(FailureReason.HTTP_STATUS, 2.0), NOW)
     store.put(replace(failing, next_poll_time=NOW + timedelta(minutes=2)))

@@ -61,6 +61,47 @@ def test_label_values_are_escaped_like_prometheus_client(clock: FixedClock, name
     assert exposition.render() == _reference(exposition)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        'Finance "ledger" team',
+        "C:\\reports\\",
+        "two\nlines",
+        "https://grafana.example.com/d/fin?var-group=a&var-target=b#panel-2",
+        "销售 数据",
+        "{a=b},c",
+    ],
+)
+def test_group_labels_are_escaped_and_sorted_like_prometheus_client(
+    clock: FixedClock, value: str
+) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    # Names that sort before group, between group and target, and after target, upper case
+    # (before lower case) included.
+    labels = (("Zone", value), ("a_first", value), ("owner", value), ("zz_last", value))
+    store.put(next_snapshot(GroupSnapshot(make_group(labels=labels)), _ok(), NOW))
+    store.put(GroupSnapshot(make_group("plain")))
+    text = exposition.render()
+    assert text == _reference(exposition)
+    assert text.count(b"aloudata_can_group_info{") == 2
+
+
+def test_changed_labels_change_the_rendered_info(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    snapshot = next_snapshot(GroupSnapshot(make_group(labels=(("team", "finance"),))), _ok(), NOW)
+    store.put(snapshot)
+    assert b'aloudata_can_group_info{group="sales",target="prod",team="finance"} 1.0\n' in (
+        exposition.render()
+    )
+    store.put(replace(snapshot, group=replace(snapshot.group, labels=())))
+    text = exposition.render()
+    assert text == _reference(exposition)
+    assert b'aloudata_can_group_info{group="sales",target="prod"} 1.0\n' in text
+    assert b"finance" not in text
+
+
 def test_ages_are_computed_at_render_time(clock: FixedClock) -> None:
     store = SnapshotStore()
     exposition = Exposition(store, clock)
