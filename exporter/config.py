@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -441,7 +442,7 @@ def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path
         max_concurrency=settings.max_concurrency,
         rate_limit=settings.rate_limit,
         timeout=settings.timeout or defaults.timeout,
-        ca_file=_resolve_path(settings.tls.ca_file, base_dir, "tls.ca_file"),
+        ca_file=_resolve_ca_file(settings.tls.ca_file, base_dir),
         insecure_skip_verify=settings.tls.insecure_skip_verify,
         auth_value_file=value_file,
     )
@@ -458,6 +459,19 @@ def _read_auth_value(path: Path | None) -> SecretStr:
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
     return SecretStr(value)
+
+
+def _resolve_ca_file(path: Path | None, base_dir: Path) -> Path | None:
+    """The CA bundle's path, once it has been seen to load: the client builds its TLS context
+    from it, and a file that is not a PEM bundle would fail there, with a traceback."""
+    resolved = _resolve_path(path, base_dir, "tls.ca_file")
+    if resolved is not None:
+        try:
+            ssl.create_default_context(cafile=str(resolved))
+        except (ssl.SSLError, OSError, UnicodeDecodeError) as exc:
+            detail = getattr(exc, "reason", None) or os_reason(exc)
+            raise ValueError(f"tls.ca_file: {resolved} is not a PEM CA bundle: {detail}") from None
+    return resolved
 
 
 def _resolve_path(path: Path | None, base_dir: Path, key: str) -> Path | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import trustme
 from pydantic import SecretStr
 
 from exporter.config import (
@@ -911,13 +912,36 @@ def test_relative_value_file_resolves_against_the_config_directory(
 
 
 def test_relative_ca_file_resolves_against_the_config_directory(tmp_path: Path) -> None:
-    ca = write(tmp_path / "certs" / "ca.pem", "not checked here\n")
+    ca = tmp_path / "certs" / "ca.pem"
+    ca.parent.mkdir()
+    trustme.CA().cert_pem.write_to_path(str(ca))
     path = write(
         tmp_path / "exporter.yml",
         doc(targets=target("    tls: {ca_file: certs/ca.pem}\n"), groups=None),
     )
     config = load_config(path, environ=ENV)
     assert config.targets["prod"].ca_file == ca
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [(b"not a certificate\n", "NO_CERTIFICATE_OR_CRL_FOUND"), (b"\xff\xfe\x00", "")],
+)
+def test_a_ca_file_that_is_not_a_pem_bundle_is_a_config_error(
+    tmp_path: Path, content: bytes, detail: str
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(content)
+    path = write(
+        tmp_path / "exporter.yml",
+        doc(targets=target("    tls: {ca_file: ca.pem}\n"), groups=None),
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=ENV)
+    [line] = caught.value.lines()
+    assert line.startswith(f"config error: targets[0].tls.ca_file: {ca} is not a PEM CA bundle: ")
+    assert detail in line
+    assert line.endswith(f"(file={path})")
 
 
 def test_missing_value_file(tmp_path: Path) -> None:
