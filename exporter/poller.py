@@ -89,7 +89,7 @@ class Poller:
             if previous is None:
                 self._add_group(group)
             elif previous != group or group.target in changed_targets:
-                self._change_group(previous, group)
+                self._change_group(previous, group, new_client=group.target in changed_targets)
         if not self._ready and not running:
             self._awaiting_first_poll = set(wanted)
             self._ready = not wanted
@@ -250,7 +250,7 @@ class Poller:
         self._store.put(GroupSnapshot(group))
         self._schedule(group)
 
-    def _change_group(self, previous: Group, group: Group) -> None:
+    def _change_group(self, previous: Group, group: Group, *, new_client: bool) -> None:
         self._groups[group.key] = group
         snapshot = self._store.get(group.key) or GroupSnapshot(group)
         same_plans = (previous.plan_key, previous.plans, previous.per_plan) == (
@@ -260,6 +260,11 @@ class Poller:
         )
         # A reading of other plans says nothing about the new ones.
         self._store.put(replace(snapshot, group=group) if same_plans else GroupSnapshot(group))
+        # Thresholds, labels, timeout, backoff: the next poll reads them from _groups. Only new
+        # plans, a new interval or a new client poll now; a reload that changes a default
+        # threshold must not send every group to CAN at once.
+        if same_plans and previous.interval == group.interval and not new_client:
+            return
         self._scheduler.remove_job(_job_id(group.key))
         self._schedule(group)
 

@@ -157,6 +157,42 @@ async def test_reload_adds_removes_and_reschedules(
     assert store.keys() == {("prod", "c")}
 
 
+async def test_a_reload_polls_again_only_groups_whose_polling_changed(
+    poller: Poller, clock: FixedClock
+) -> None:
+    poller.apply(_config())
+    first = poller.next_run_time(("prod", "a"))
+    assert first == NOW
+    clock.at = NOW + timedelta(minutes=5)
+    poller.apply(
+        _config(
+            """
+  - {name: a, target: prod, plan_ids: [p1], timeout: 3s, labels: {team: t},
+     thresholds: {data_lag: {warning: 1h}}}
+  - {name: b, target: prod, plan_ids: [p2, p3]}
+"""
+        )
+    )
+    # Thresholds, labels and timeout are read at the next poll: a's schedule stands. New plans
+    # are polled at once.
+    assert poller.next_run_time(("prod", "a")) == first
+    assert poller.next_run_time(("prod", "b")) == clock.at
+    poller.apply(
+        _config(
+            """
+  - {name: a, target: prod, plan_ids: [p1], interval: 2m}
+  - {name: b, target: prod, plan_ids: [p2, p3]}
+"""
+        )
+    )
+    assert poller.next_run_time(("prod", "a")) == clock.at  # a new interval: a new schedule
+    clock.at = NOW + timedelta(minutes=6)
+    poller.apply(
+        _config("  - {name: a, target: prod, plan_ids: [p1], interval: 2m}\n", secret="rotated")
+    )
+    assert poller.next_run_time(("prod", "a")) == clock.at  # new credentials: a new client
+
+
 async def test_a_target_change_replaces_its_client(
     poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
 ) -> None:
