@@ -37,6 +37,9 @@ _GAUGES = (
     m.CONSECUTIVE_FAILURES,
     m.DATA_LAG_THRESHOLD,
     m.REFRESH_AGE_THRESHOLD,
+    m.REFRESH_DEADLINE_TIMESTAMP,
+    m.REFRESH_OVERDUE,
+    m.DATA_LAG_PERIODS,
     m.PLAN_DATA_LAG,
     m.PLAN_REFRESH_AGE,
     m.PLAN_NOT_READY,
@@ -95,9 +98,8 @@ class Families:
         self._add_info(group)
         self._add_thresholds(labels, m.DATA_LAG_THRESHOLD, group.data_lag)
         self._add_thresholds(labels, m.REFRESH_AGE_THRESHOLD, group.refresh_age)
-        if snapshot.reading is not None:
-            for spec, value in _reading_values(snapshot.reading, now):
-                self._gauge(spec, labels, value)
+        for spec, value in _group_values(snapshot, now):
+            self._gauge(spec, labels, value)
         if snapshot.poll_success is not None:
             self._gauge(m.POLL_SUCCESS, labels, 1.0 if snapshot.poll_success else 0.0)
         if snapshot.last_success_time is not None:
@@ -141,6 +143,12 @@ def bucket_bound(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
+def _group_values(snapshot: GroupSnapshot, now: float) -> Iterator[tuple[m.MetricSpec, float]]:
+    if snapshot.reading is not None:
+        yield from _reading_values(snapshot.reading, now)
+    yield from schedule_values(snapshot.group, snapshot.reading, now)
+
+
 def _reading_values(reading: Reading, now: float) -> Iterator[tuple[m.MetricSpec, float]]:
     yield m.NOT_READY, 1.0 if reading.has_not_ready else 0.0
     if reading.latest_data_time is not None:
@@ -151,6 +159,28 @@ def _reading_values(reading: Reading, now: float) -> Iterator[tuple[m.MetricSpec
         refresh_time = reading.latest_refresh_time.timestamp()
         yield m.LATEST_REFRESH_TIMESTAMP, refresh_time
         yield m.REFRESH_AGE, now - refresh_time
+
+
+def schedule_values(
+    group: Group, reading: Reading | None, now: float
+) -> Iterator[tuple[m.MetricSpec, float]]:
+    """The deadline, how overdue, and periods behind, for a group with a schedule or a
+    data_granularity. Without a reading yet only the deadline: unknown is not late."""
+    if group.schedule is not None:
+        deadline = group.schedule.deadline(now)
+        if deadline is not None:
+            yield m.REFRESH_DEADLINE_TIMESTAMP, deadline.deadline
+            if reading is not None:
+                refresh_time = reading.latest_refresh_time
+                refresh = refresh_time.timestamp() if refresh_time is not None else None
+                yield m.REFRESH_OVERDUE, deadline.overdue(refresh, now)
+    if (
+        group.data_periods is not None
+        and reading is not None
+        and reading.latest_data_time is not None
+    ):
+        behind = group.data_periods.behind(reading.latest_data_time.timestamp(), now)
+        yield m.DATA_LAG_PERIODS, float(behind)
 
 
 def _plan_values(reading: Reading, now: float) -> Iterator[tuple[m.MetricSpec, float]]:

@@ -13,6 +13,7 @@ import re
 import ssl
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,9 +31,11 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.can.models import local_zone
 from exporter.durations import format_duration, parse_duration
 from exporter.metrics import RESERVED_LABELS
 from exporter.redact import redact
+from exporter.schedule import DataPeriods, Granularity, Schedule, cron_trigger, make_schedule
 from exporter.yamlfile import (
     ProblemsError,
     YamlError,
@@ -121,6 +124,8 @@ def _positive_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(_positive_duration)]
+# 0s allowed (a grace or a data delay of nothing); durations have no sign.
+NonNegativeDuration = Annotated[float, BeforeValidator(_duration)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
 Plan = Annotated[str, Field(min_length=1, max_length=512)]
 
@@ -154,12 +159,40 @@ DEFAULT_MAX_BACKOFF = 600.0
 RawLabels = dict[Any, Any]
 
 
+# A refresh is due this long after its cron fire unless schedule.grace says otherwise.
+DEFAULT_GRACE = 3600.0
+
+
+class ScheduleSettings(_Model):
+    # "" removes a refresh_cron inherited from defaults.schedule.
+    refresh_cron: str | None = None
+    timezone: str | None = None
+    grace: NonNegativeDuration | None = None
+
+    @field_validator("refresh_cron")
+    @classmethod
+    def _check_cron(cls, expression: str | None) -> str | None:
+        if expression:
+            cron_trigger(expression, UTC)
+        return expression
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            load_zone(zone)
+        return zone
+
+
 class Defaults(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
     max_backoff: Duration = DEFAULT_MAX_BACKOFF
     thresholds: Thresholds = Thresholds()
     labels: RawLabels = {}
+    schedule: ScheduleSettings = ScheduleSettings()
+    data_granularity: Granularity | None = None
+    expected_data_delay: NonNegativeDuration | None = None
 
 
 class AuthType(StrEnum):
@@ -230,6 +263,9 @@ class GroupSettings(_Model):
     per_plan: bool = False
     thresholds: Thresholds = Thresholds()
     labels: RawLabels = {}
+    schedule: ScheduleSettings = ScheduleSettings()
+    data_granularity: Granularity | None = None
+    expected_data_delay: NonNegativeDuration | None = None
 
     @model_validator(mode="after")
     def _one_plan_list(self) -> GroupSettings:
@@ -296,6 +332,10 @@ class Group:
     max_backoff: float = DEFAULT_MAX_BACKOFF
     # The group's own labels (defaults.labels merged in), sorted by name; on group_info.
     labels: tuple[tuple[str, str], ...] = ()
+    # From schedule.refresh_cron: the refresh deadline and how overdue the group is.
+    schedule: Schedule | None = None
+    # From data_granularity: how many periods the data is behind.
+    data_periods: DataPeriods | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -414,7 +454,11 @@ def _resolve(
         problems.extend(_check_group(settings, where))
         labels, label_problems = _group_labels(settings.labels, default_labels, where)
         problems.extend(label_problems)
-        group = _resolve_group(settings, target, parsed.defaults, labels)
+        try:
+            group = _resolve_group(settings, target, parsed.defaults, labels)
+        except ValueError as exc:
+            problems.append(f"{where}.{exc}")
+            continue
         if group.interval < group.timeout:
             problems.append(
                 f"{where}.interval: {format_duration(group.interval)} is shorter than the "
@@ -515,6 +559,8 @@ def _resolve_group(
         per_plan=settings.per_plan,
         max_backoff=settings.max_backoff or defaults.max_backoff,
         labels=labels,
+        schedule=_resolve_schedule(settings, target, defaults),
+        data_periods=_resolve_data_periods(settings, target, defaults),
         data_lag=_merge_thresholds(
             settings.thresholds.data_lag,
             defaults.thresholds.data_lag,
@@ -526,6 +572,43 @@ def _resolve_group(
             DEFAULT_THRESHOLDS.refresh_age,
         ),
     )
+
+
+def _schedule_zone(settings: GroupSettings, target: Target, defaults: Defaults) -> tzinfo:
+    """schedule.timezone, from the group or defaults, else the target's zone, else the local."""
+    name = settings.schedule.timezone or defaults.schedule.timezone
+    if name:
+        return load_zone(name)
+    return target.timezone or local_zone()
+
+
+def _resolve_schedule(
+    settings: GroupSettings, target: Target, defaults: Defaults
+) -> Schedule | None:
+    own, inherited = settings.schedule, defaults.schedule
+    cron = own.refresh_cron if own.refresh_cron is not None else inherited.refresh_cron
+    if not cron:
+        return None
+    grace = next((g for g in (own.grace, inherited.grace) if g is not None), DEFAULT_GRACE)
+    try:
+        return make_schedule(cron, _schedule_zone(settings, target, defaults), grace)
+    except ValueError as exc:
+        raise ValueError(f"schedule.refresh_cron: {exc}") from None
+
+
+def _resolve_data_periods(
+    settings: GroupSettings, target: Target, defaults: Defaults
+) -> DataPeriods | None:
+    granularity = settings.data_granularity or defaults.data_granularity
+    if granularity is None:
+        if settings.expected_data_delay is not None:
+            raise ValueError("expected_data_delay: needs data_granularity (day or hour)")
+        return None
+    delay = next(
+        (d for d in (settings.expected_data_delay, defaults.expected_data_delay) if d is not None),
+        0.0,
+    )
+    return DataPeriods(granularity, delay, _schedule_zone(settings, target, defaults))
 
 
 MAX_LABELS = 16

@@ -19,7 +19,7 @@ from prometheus_client.utils import floatToGoString
 from exporter import metrics as m
 from exporter.can.models import Reading
 from exporter.clock import Clock
-from exporter.collector import CanCollector, Families, bucket_bound
+from exporter.collector import CanCollector, Families, bucket_bound, schedule_values
 from exporter.config import Group, ThresholdValues
 from exporter.state import (
     DURATION_BUCKETS,
@@ -64,6 +64,10 @@ _NEXT_POLL = _INDEX[m.NEXT_POLL_TIMESTAMP.name]
 _CONSECUTIVE = _INDEX[m.CONSECUTIVE_FAILURES.name]
 _DATA_LAG_THRESHOLD = _INDEX[m.DATA_LAG_THRESHOLD.name]
 _REFRESH_AGE_THRESHOLD = _INDEX[m.REFRESH_AGE_THRESHOLD.name]
+_SCHEDULE = {
+    spec.name: _INDEX[spec.name]
+    for spec in (m.REFRESH_DEADLINE_TIMESTAMP, m.REFRESH_OVERDUE, m.DATA_LAG_PERIODS)
+}
 _PLAN_DATA_LAG = _INDEX[m.PLAN_DATA_LAG.name]
 _PLAN_REFRESH_AGE = _INDEX[m.PLAN_REFRESH_AGE.name]
 _PLAN_NOT_READY = _INDEX[m.PLAN_NOT_READY.name]
@@ -122,6 +126,9 @@ def _add_group(
     _add_thresholds(add, _REFRESH_AGE_THRESHOLD, group.refresh_age, head, tail)
     if snapshot.reading is not None:
         _add_reading(add, snapshot.reading, now)
+    if group.schedule is not None or group.data_periods is not None:
+        for spec, value in schedule_values(group, snapshot.reading, now):
+            add(_SCHEDULE[spec.name], value)
     if snapshot.poll_success is not None:
         add(_POLL_SUCCESS, 1.0 if snapshot.poll_success else 0.0)
     if snapshot.last_success_time is not None:

@@ -97,6 +97,21 @@ CONSECUTIVE_FAILURES = MetricSpec(
     "Polls of the group that failed in a row; 0 after a success.",
     GROUP_LABELS,
 )
+REFRESH_DEADLINE_TIMESTAMP = MetricSpec(
+    "aloudata_can_refresh_deadline_timestamp_seconds",
+    "Unix time of the group's last refresh deadline that has passed: the last fire of its schedule's refresh_cron plus grace; computed at scrape time.",  # noqa: E501
+    GROUP_LABELS,
+)
+REFRESH_OVERDUE = MetricSpec(
+    "aloudata_can_refresh_overdue_seconds",
+    f"Seconds since the group's last refresh deadline when CAN's latestRefreshTime ({_FROM_LAST_POLL}) is not after the cron fire that deadline belongs to, else 0; computed at scrape time.",  # noqa: E501
+    GROUP_LABELS,
+)
+DATA_LAG_PERIODS = MetricSpec(
+    "aloudata_can_data_lag_periods",
+    f"Whole days or hours (data_granularity) that CAN's latestDateTime ({_FROM_LAST_POLL}) is behind the expected one (now minus expected_data_delay) in the schedule's time zone, 0 when not behind; computed at scrape time.",  # noqa: E501
+    GROUP_LABELS,
+)
 TARGET_CIRCUIT_OPEN = MetricSpec(
     "aloudata_can_target_circuit_open",
     "1 while every group of the target fails and polls are held back to one probe at a time.",

@@ -844,6 +844,62 @@ def group() -> Json:
         ),
     )
 
+    layout.row("Schedule (groups with a schedule or a data_granularity)")
+    scheduled = " Only groups with a schedule.refresh_cron in the exporter's config export it."
+    periods_note = " Only groups with a data_granularity in the exporter's config export it."
+    layout.add(
+        8,
+        4,
+        stat(
+            "Refresh deadline",
+            "The group's last refresh deadline that has passed: the last fire of its "
+            "schedule.refresh_cron plus its grace, in the schedule's time zone." + scheduled,
+            TIMESTAMP,
+            Query(
+                as_millis(selector("aloudata_can_refresh_deadline_timestamp_seconds", scope)),
+                "{{group}}",
+            ),
+            color_mode="none",
+        ),
+        stat(
+            "Refresh overdue",
+            "How long ago that deadline passed while no refresh has ended since the cron fire "
+            "it belongs to (CAN's latestRefreshTime); 0 when the scheduled run has refreshed."
+            + scheduled,
+            SECONDS,
+            Query(selector("aloudata_can_refresh_overdue_seconds", scope), "{{group}}"),
+            thresholds=_steps("green", (1, "red")),
+        ),
+        stat(
+            "Data periods behind",
+            "Whole days or hours (data_granularity) that CAN's latest data time is behind the "
+            "period expected by now (now minus expected_data_delay); 0 when on time or ahead."
+            + periods_note,
+            COUNT,
+            Query(selector("aloudata_can_data_lag_periods", scope), "{{group}}"),
+            thresholds=_steps("green", (1, "orange"), (2, "red")),
+        ),
+    )
+    layout.add(
+        12,
+        8,
+        timeseries(
+            "Refresh overdue",
+            "Seconds past the group's last refresh deadline without a refresh after its cron "
+            "fire; it drops to 0 when a refresh ends, and a new deadline starts it again."
+            + scheduled,
+            SECONDS,
+            Query(selector("aloudata_can_refresh_overdue_seconds", scope), "{{group}}"),
+        ),
+        timeseries(
+            "Data periods behind",
+            "Whole days or hours the group's data is behind the expected period, over time; "
+            "it steps up as each expected period begins without its data." + periods_note,
+            COUNT,
+            Query(selector("aloudata_can_data_lag_periods", scope), "{{group}}"),
+        ),
+    )
+
     layout.row("Plans (groups with per_plan: true)")
     plans = PLAN_SCOPE
     per_plan = " Only groups with per_plan: true export plan-level series."

@@ -12,6 +12,7 @@ import pytest
 
 from exporter.can.models import Reading
 from exporter.config import Config, Group, PlanKey, ThresholdValues, parse_config
+from exporter.schedule import DataPeriods, Schedule
 
 NOW = datetime(2024, 9, 2, 4, 0, 0, tzinfo=UTC)
 DEFAULT_DATA_LAG = ThresholdValues(93600.0, 180000.0)
@@ -27,6 +28,8 @@ def make_group(
     data_lag: ThresholdValues = DEFAULT_DATA_LAG,
     refresh_age: ThresholdValues = DEFAULT_REFRESH_AGE,
     labels: tuple[tuple[str, str], ...] = (),
+    schedule: Schedule | None = None,
+    data_periods: DataPeriods | None = None,
 ) -> Group:
     return Group(
         target=target,
@@ -39,6 +42,8 @@ def make_group(
         data_lag=data_lag,
         refresh_age=refresh_age,
         labels=labels,
+        schedule=schedule,
+        data_periods=data_periods,
     )
 
 

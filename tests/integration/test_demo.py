@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -82,3 +83,26 @@ def test_demo_landing_page_lists_the_groups(demo: Exporter) -> None:
     assert "retired_dashboard" in page
     assert "failed: plan_not_found" in page
     assert 'href="/metrics"' in page
+
+
+def test_demo_shows_an_on_time_and_a_late_schedule(demo: Exporter) -> None:
+    on_time = {"target": "demo", "group": "sales_dashboard"}
+    late = {"target": "demo", "group": "finance_report"}
+    now = time.time()
+    for labels in (on_time, late):
+        deadline = demo.value("aloudata_can_refresh_deadline_timestamp_seconds", **labels)
+        assert deadline is not None
+        assert deadline <= now
+    # Hourly runs from :00 that end by :12, due at :15: always on time, with today's data.
+    assert demo.value("aloudata_can_refresh_overdue_seconds", **on_time) == 0
+    assert demo.value("aloudata_can_data_lag_periods", **on_time) == 0
+    # Stopped three days ago: its last deadline (03:00 in Shanghai) passed with no refresh
+    # after its fire, and its data is four days old where T-1 expects yesterday's.
+    overdue = demo.value("aloudata_can_refresh_overdue_seconds", **late)
+    assert overdue is not None
+    assert 0 < overdue <= 24 * 3600
+    assert demo.value("aloudata_can_data_lag_periods", **late) == 3
+    # Groups without a schedule have none of these series.
+    orders = {"target": "demo", "group": "orders_realtime"}
+    assert demo.value("aloudata_can_refresh_deadline_timestamp_seconds", **orders) is None
+    assert demo.value("aloudata_can_data_lag_periods", **orders) is None

@@ -50,11 +50,19 @@ targets:
     auth: {{type: APIKEY, value: integration-apikey-4f1d}}
     timezone: Asia/Shanghai
 groups:
-  - {{name: fresh, target: sim, plan_ids: [aaaa0000000000000000000000000001]}}
+  # Hourly runs from :00 that end at :05, due at :15; today's data: on schedule.
+  - name: fresh
+    target: sim
+    plan_ids: [aaaa0000000000000000000000000001]
+    schedule: {{refresh_cron: "0 * * * *", grace: 15m}}
+    data_granularity: day
+  # The same schedule, stalled for four days: overdue and four days behind.
   - name: lagging
     target: sim
     plan_ids: [aaaa0000000000000000000000000002]
     labels: {{team: finance, owner: '{owner}', dashboard_url: '{dashboard_url}'}}
+    schedule: {{refresh_cron: "0 * * * *", grace: 15m}}
+    data_granularity: day
   - {{name: never, target: sim, plan_ids: [aaaa0000000000000000000000000003]}}
   - {{name: notready, target: sim, plan_names: [not_ready_daily]}}
   - {{name: missing, target: sim, plan_ids: [ffff0000000000000000000000000000]}}
@@ -347,6 +355,21 @@ def test_missing_plan_group_poll_failing_alert_names_the_reason(stack: Stack) ->
     assert "team" not in alert["labels"]
     assert "owner" not in alert["labels"]
     assert alert["annotations"]["description"].endswith("Most frequent reason: plan_not_found.")
+
+
+def test_late_group_schedule_alerts_reach_its_team(stack: Stack) -> None:
+    for alertname in ("AloudataCanRefreshOverdue", "AloudataCanDataPeriodsBehind"):
+        wait_for(
+            lambda: bool(_delivered(stack, alertname, "lagging")),  # noqa: B023
+            DATA_TIMEOUT,
+            f"the lagging group's {alertname}",
+        )
+        receiver, alert = _delivered(stack, alertname, "lagging")[0]
+        assert receiver == "finance-chat"
+        assert alert["labels"]["owner"] == OWNER
+        assert alert["annotations"]["description"].endswith(f"Owner: {OWNER}.")
+    (_, behind) = _delivered(stack, "AloudataCanDataPeriodsBehind", "lagging")[0]
+    assert " is 4 period(s) " in behind["annotations"]["description"]
 
 
 def test_fresh_group_raises_nothing(stack: Stack) -> None:

@@ -30,6 +30,8 @@ GROUP_INFO_JOIN = (
     "* on(job, instance, target, group) group_left(team, owner) "
     f"aloudata_can_group_info{{{JOB_SELECTOR}}}"
 )
+# Compared with the group's schedule (applied by the exporter), not with exported thresholds.
+SCHEDULE_ALERTS = frozenset({"AloudataCanRefreshOverdue", "AloudataCanDataPeriodsBehind"})
 OWNER_SENTENCE = "{{ with $labels.owner }} Owner: {{ . }}.{{ end }}"
 
 
@@ -78,8 +80,26 @@ def test_promtool_test_rules() -> None:
             "on(target, group)",
             "many-to-many matching not allowed",
         ),
+        # An overdue of 0 (refreshed after the fire) is on time.
+        (
+            'aloudata_can_refresh_overdue_seconds{job="aloudata-can-exporter"} > 0',
+            'aloudata_can_refresh_overdue_seconds{job="aloudata-can-exporter"} >= 0',
+            "a refresh overdue past its deadline fires after 5 minutes, one on time never does",
+        ),
+        # Exactly one period behind is behind.
+        (
+            'aloudata_can_data_lag_periods{job="aloudata-can-exporter"} >= 1',
+            'aloudata_can_data_lag_periods{job="aloudata-can-exporter"} > 1',
+            "data one period behind fires after 10 minutes",
+        ),
     ],
-    ids=["threshold-edge", "join-without-owner", "join-without-instance"],
+    ids=[
+        "threshold-edge",
+        "join-without-owner",
+        "join-without-instance",
+        "overdue-zero",
+        "periods-edge",
+    ],
 )
 def test_promtool_test_rules_can_fail(
     tmp_path: Path, original: str, mutant: str, failure: str
@@ -121,11 +141,19 @@ def test_freshness_alerts_compare_against_exported_thresholds() -> None:
     document = yaml.safe_load(ALERTS.read_text())
     freshness = next(g for g in document["groups"] if g["name"] == "aloudata-can-freshness")
     for rule in freshness["rules"]:
-        if rule["alert"] == "AloudataCanPlanNotReady":
+        if rule["alert"] in SCHEDULE_ALERTS | {"AloudataCanPlanNotReady"}:
             continue
         severity = rule["labels"]["severity"]
         assert "_threshold_seconds" in rule["expr"]
         assert f'severity="{severity}"' in rule["expr"]
+
+
+def test_schedule_alerts_are_freshness_alerts_on_the_schedule_series() -> None:
+    document = yaml.safe_load(ALERTS.read_text())
+    freshness = next(g for g in document["groups"] if g["name"] == "aloudata-can-freshness")
+    exprs = {rule["alert"]: rule["expr"] for rule in freshness["rules"]}
+    assert "aloudata_can_refresh_overdue_seconds" in exprs["AloudataCanRefreshOverdue"]
+    assert "aloudata_can_data_lag_periods" in exprs["AloudataCanDataPeriodsBehind"]
 
 
 def _is_group_level(rule: dict[str, Any]) -> bool:
@@ -149,6 +177,7 @@ def test_the_group_level_alerts() -> None:
         "AloudataCanRefreshStale",
         "AloudataCanPlanNotReady",
         "AloudataCanPollFailing",
+        *SCHEDULE_ALERTS,
     }
 
 
@@ -223,6 +252,14 @@ def test_amtool_check_config() -> None:
         ),
         (["alertname=AloudataCanPollFailing", "severity=warning", "team=finance"], "finance-chat"),
         (
+            ["alertname=AloudataCanRefreshOverdue", "severity=warning", "team=finance"],
+            "finance-chat",
+        ),
+        (
+            ["alertname=AloudataCanDataPeriodsBehind", "severity=warning", "group=sales"],
+            "data-platform-chat",
+        ),
+        (
             ["alertname=AloudataCanPlanNotReady", "severity=warning", "team=marketing"],
             "marketing-chat",
         ),
@@ -294,6 +331,7 @@ def test_alertmanager_example_uses_current_matcher_syntax() -> None:
     ]
     assert polling, "polls failing must mute the group's freshness alerts"
     assert "AloudataCanDataLagHigh" in polling[0]["target_matchers"][0]
+    assert all(name in polling[0]["target_matchers"][0] for name in SCHEDULE_ALERTS)
     # Per exporter: another exporter that polls the group fine still raises its alerts.
     assert set(polling[0]["equal"]) == {"instance", "target", "group"}
 

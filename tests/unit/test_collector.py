@@ -19,6 +19,7 @@ from exporter.clock import FixedClock
 from exporter.collector import CanCollector
 from exporter.config import ThresholdValues
 from exporter.metrics import RESERVED_LABELS, ExporterMetrics
+from exporter.schedule import DataPeriods, Granularity, make_schedule
 from exporter.state import (
     GroupSnapshot,
     PlanSnapshot,
@@ -30,6 +31,11 @@ from tests.conftest import NOW, make_group, make_reading, require_tool
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "metrics.prom"
 GROUP = {"target": "prod", "group": "sales"}
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# Fires 02:30 in Shanghai (18:30 UTC the day before), due at 03:30 (19:30 UTC).
+NIGHTLY = make_schedule("30 2 * * *", SHANGHAI, 3600.0)
+# T-1: at NOW (12:00 on 2024-09-02 in Shanghai) the data of 2024-09-01 is expected.
+T_MINUS_1 = DataPeriods(Granularity.DAY, 86400.0, SHANGHAI)
 FINANCE_LABELS = (
     ("dashboard_url", "https://grafana.example.com/d/fin?var-group=finance&orgId=1"),
     ("owner", 'Finance "ledger" team'),
@@ -289,9 +295,92 @@ def test_timezone_conversion_from_a_can_response(clock: FixedClock) -> None:
     assert registry.get_sample_value("aloudata_can_refresh_age_seconds", GROUP) == 30 * 60
 
 
+def test_schedule_series_are_computed_at_scrape_time(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    group = make_group(schedule=NIGHTLY, data_periods=T_MINUS_1)
+    # Refreshed at 02:00 in Shanghai on 2024-09-02 (18:00 UTC), before that night's 02:30 fire.
+    early = make_reading(refresh_time=datetime(2024, 9, 1, 18, 0, tzinfo=UTC))
+    store.put(next_snapshot(GroupSnapshot(group), PollResult(early, None, 0.1), NOW))
+    registry = _registry(store, clock)
+    deadline = datetime(2024, 9, 1, 19, 30, tzinfo=UTC)  # 03:30 on 2024-09-02 in Shanghai
+
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(name, GROUP)
+
+    assert value("aloudata_can_refresh_deadline_timestamp_seconds") == deadline.timestamp()
+    assert value("aloudata_can_refresh_overdue_seconds") == (NOW - deadline).total_seconds()
+    # The data of 2024-09-01 (08:00 in Shanghai) is what T-1 expects until midnight there.
+    assert value("aloudata_can_data_lag_periods") == 0
+    clock.at = datetime(2024, 9, 2, 15, 59, tzinfo=UTC)  # 23:59 in Shanghai
+    assert value("aloudata_can_data_lag_periods") == 0
+    clock.at = datetime(2024, 9, 2, 16, 0, tzinfo=UTC)  # midnight: 2024-09-02's data is due
+    assert value("aloudata_can_data_lag_periods") == 1
+    # The next deadline passes: the series move on to it.
+    clock.at = datetime(2024, 9, 2, 19, 30, tzinfo=UTC)
+    assert value("aloudata_can_refresh_deadline_timestamp_seconds") == clock.at.timestamp()
+    assert value("aloudata_can_refresh_overdue_seconds") == 0
+
+
+def test_a_refresh_after_the_fire_is_on_time_and_none_is_overdue(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    fire = datetime(2024, 9, 1, 18, 30, tzinfo=UTC)
+    readings = {
+        "after": make_reading(refresh_time=fire + timedelta(seconds=1)),
+        "at": make_reading(refresh_time=fire),
+        "never": make_reading(None, None, not_ready=True),
+    }
+    for name, reading in readings.items():
+        group = make_group(name, schedule=NIGHTLY)
+        store.put(next_snapshot(GroupSnapshot(group), PollResult(reading, None, 0.1), NOW))
+    registry = _registry(store, clock)
+
+    def overdue(name: str) -> float | None:
+        labels = {"target": "prod", "group": name}
+        return registry.get_sample_value("aloudata_can_refresh_overdue_seconds", labels)
+
+    assert overdue("after") == 0
+    # Ending at the fire itself is the previous run's refresh, not this one's.
+    assert overdue("at") == 8.5 * 3600
+    assert overdue("never") == 8.5 * 3600
+
+
+def test_without_a_reading_only_the_deadline_is_exported(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    group = make_group(schedule=NIGHTLY, data_periods=T_MINUS_1)
+    store.put(next_snapshot(GroupSnapshot(group), _failed(FailureReason.TIMEOUT), NOW))
+    registry = _registry(store, clock)
+
+    assert registry.get_sample_value("aloudata_can_refresh_deadline_timestamp_seconds", GROUP)
+    assert registry.get_sample_value("aloudata_can_refresh_overdue_seconds", GROUP) is None
+    assert registry.get_sample_value("aloudata_can_data_lag_periods", GROUP) is None
+
+
+def test_groups_without_a_schedule_export_no_schedule_series(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    store.put(next_snapshot(GroupSnapshot(make_group()), _ok(), NOW))
+    # A data granularity alone gives the periods, not the deadline.
+    periods_only = make_group("periods", data_periods=T_MINUS_1)
+    store.put(next_snapshot(GroupSnapshot(periods_only), _ok(), NOW))
+    registry = _registry(store, clock)
+
+    for name in (
+        "aloudata_can_refresh_deadline_timestamp_seconds",
+        "aloudata_can_refresh_overdue_seconds",
+        "aloudata_can_data_lag_periods",
+    ):
+        assert registry.get_sample_value(name, GROUP) is None, name
+    periods = {"target": "prod", "group": "periods"}
+    assert registry.get_sample_value("aloudata_can_data_lag_periods", periods) == 0
+    assert (
+        registry.get_sample_value("aloudata_can_refresh_deadline_timestamp_seconds", periods)
+        is None
+    )
+
+
 def _golden_store() -> SnapshotStore:
     store = SnapshotStore()
-    fresh = next_snapshot(GroupSnapshot(make_group("sales")), _ok(0.04), NOW)
+    sales = make_group("sales", schedule=NIGHTLY, data_periods=T_MINUS_1)
+    fresh = next_snapshot(GroupSnapshot(sales), _ok(0.04), NOW)
     store.put(fresh)
     failing = next_snapshot(
         GroupSnapshot(make_group("finance", labels=FINANCE_LABELS)),
@@ -311,6 +400,12 @@ def _golden_store() -> SnapshotStore:
             {"a": _ok(0.01), "b": _failed(FailureReason.PLAN_NOT_FOUND, 0.01)},
         )
     )
+    # Last refreshed before last night's fire, with data of 2024-08-31 in Shanghai: late.
+    late = make_reading(
+        datetime(2024, 8, 30, 16, 0, tzinfo=UTC), datetime(2024, 9, 1, 10, 0, tzinfo=UTC)
+    )
+    nightly = make_group("nightly", schedule=NIGHTLY, data_periods=T_MINUS_1)
+    store.put(next_snapshot(GroupSnapshot(nightly), PollResult(late, None, 0.03), NOW))
     return store
 
 

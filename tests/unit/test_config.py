@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from exporter.config import (
     parse_config,
 )
 from exporter.metrics import RESERVED_LABELS
+from exporter.schedule import DataPeriods, Granularity
 
 SECRET = "s3cr3t-Ap1Key-7f1e9c2b"
 ENV = {"CAN_APIKEY": SECRET}
@@ -485,6 +487,68 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
         "targets\n",
         ["the top level must be a mapping with targets and groups"],
     ),
+    # schedules and data periods
+    (
+        "bad cron expression",
+        doc(groups=group(name="a") + group('    schedule: {refresh_cron: "61 2 * * *"}\n')),
+        [
+            "groups[1].schedule.refresh_cron: invalid cron expression '61 2 * * *': "
+            "Error validating expression '61': the last value (61) is higher than the maximum "
+            "value (59)"
+        ],
+    ),
+    (
+        "cron with too few fields",
+        doc(head='defaults:\n  schedule: {refresh_cron: "30 2 * *"}\n'),
+        [
+            "defaults.schedule.refresh_cron: invalid cron expression '30 2 * *': "
+            "Wrong number of fields; got 4, expected 5"
+        ],
+    ),
+    (
+        "cron with a numbered weekday",
+        doc(groups=group('    schedule: {refresh_cron: "0 6 * * 1-5"}\n')),
+        [
+            "groups[0].schedule.refresh_cron: invalid cron expression '0 6 * * 1-5': write the "
+            "day of week as names (mon-fri, sun), not numbers: APScheduler counts 0 as Monday, "
+            "cron as Sunday"
+        ],
+    ),
+    (
+        "cron that never fires",
+        doc(groups=group('    schedule: {refresh_cron: "0 0 30 2 *"}\n')),
+        ["groups[0].schedule.refresh_cron: invalid cron expression '0 0 30 2 *': it never fires"],
+    ),
+    (
+        "bad schedule timezone, negative grace, unknown schedule key",
+        doc(
+            groups=group(
+                '    schedule: {refresh_cron: "30 2 * * *", timezone: Europe/Nowhere, '
+                "grace: -5m, cron: x}\n"
+            )
+        ),
+        [
+            "groups[0].schedule.timezone: unknown time zone 'Europe/Nowhere'; "
+            "use an IANA name such as UTC",
+            "groups[0].schedule.grace: invalid duration '-5m': "
+            "expected a form like 30s, 5m, 1h30m or 2d",
+            "groups[0].schedule.cron: unknown key",
+        ],
+    ),
+    (
+        "bad data granularity and delay",
+        doc(groups=group("    data_granularity: week\n    expected_data_delay: yesterday\n")),
+        [
+            "groups[0].data_granularity: Input should be 'day' or 'hour'",
+            "groups[0].expected_data_delay: invalid duration 'yesterday': "
+            "expected a form like 30s, 5m, 1h30m or 2d",
+        ],
+    ),
+    (
+        "expected data delay without a granularity",
+        doc(groups=group(name="a") + group("    expected_data_delay: 1d\n")),
+        ["groups[1].expected_data_delay: needs data_granularity (day or hour)"],
+    ),
     # several problems at once, one line each
     (
         "several problems",
@@ -646,6 +710,82 @@ def test_minimal_config_uses_built_in_defaults() -> None:
     assert config.targets["prod"].rate_limit is None
     assert only.max_backoff == 600.0
     assert config.source is None
+
+
+SCHEDULES = """\
+defaults:
+  schedule: {refresh_cron: "30 2 * * *", grace: 2h}
+  expected_data_delay: 1d
+targets:
+  - name: prod
+    url: https://can.example.com
+    tenant_id: "10001"
+    auth: {type: APIKEY, value: "${CAN_APIKEY}"}
+    timezone: Asia/Shanghai
+  - name: local
+    url: https://can.example.com
+    tenant_id: "10001"
+    auth: {type: APIKEY, value: "${CAN_APIKEY}"}
+groups:
+  - {name: inherits, target: prod, plan_ids: [p1], data_granularity: day}
+  - name: own
+    target: prod
+    plan_ids: [p2]
+    schedule: {refresh_cron: "0 * * * *", timezone: Europe/Berlin}
+    data_granularity: hour
+    expected_data_delay: 0s
+  - {name: opts_out, target: prod, plan_ids: [p3], schedule: {refresh_cron: ""}}
+  - {name: local_zone, target: local, plan_ids: [p4], schedule: {grace: 0s}}
+"""
+
+
+def test_schedules_merge_over_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    inherits, own, opts_out, local = parse_config(SCHEDULES, environ=ENV).groups
+
+    assert inherits.schedule is not None
+    assert (inherits.schedule.refresh_cron, inherits.schedule.grace) == ("30 2 * * *", 2 * HOUR)
+    # No schedule.timezone anywhere: the target's zone.
+    assert inherits.schedule.zone == ZoneInfo("Asia/Shanghai")
+    assert inherits.data_periods == DataPeriods(
+        Granularity.DAY, 24 * HOUR, ZoneInfo("Asia/Shanghai")
+    )
+
+    assert own.schedule is not None
+    assert (own.schedule.refresh_cron, own.schedule.grace) == ("0 * * * *", 2 * HOUR)
+    assert own.schedule.zone == ZoneInfo("Europe/Berlin")
+    # The periods are counted in the schedule's zone, with the group's own delay of 0s.
+    assert own.data_periods == DataPeriods(Granularity.HOUR, 0.0, ZoneInfo("Europe/Berlin"))
+
+    assert opts_out.schedule is None
+    assert opts_out.data_periods is None  # a delay in defaults alone sets no granularity
+
+    # A target without a timezone: the exporter's local zone, as for CAN's times.
+    assert local.schedule is not None
+    assert local.schedule.grace == 0
+    winter = datetime(2025, 1, 1, tzinfo=UTC)
+    assert winter.astimezone(local.schedule.zone).utcoffset() == timedelta(hours=-5)
+
+
+def test_no_schedule_by_default_and_grace_defaults_to_an_hour() -> None:
+    (plain,) = parse_config(doc(), environ=ENV).groups
+    assert plain.schedule is None
+    assert plain.data_periods is None
+    text = doc(
+        groups=group('    schedule: {refresh_cron: "30 2 * * *"}\n    data_granularity: day\n')
+    )
+    (scheduled,) = parse_config(text, environ=ENV).groups
+    assert scheduled.schedule is not None
+    assert scheduled.schedule.grace == HOUR
+    assert scheduled.data_periods is not None
+    assert scheduled.data_periods.expected_delay == 0
+
+
+def test_a_changed_schedule_changes_the_group_and_the_same_one_does_not() -> None:
+    first = parse_config(SCHEDULES, environ=ENV).groups
+    assert parse_config(SCHEDULES, environ=ENV).groups == first
+    changed = parse_config(SCHEDULES.replace("grace: 2h", "grace: 3h"), environ=ENV).groups
+    assert changed[0] != first[0]
 
 
 def test_rate_limit_and_max_backoff() -> None:

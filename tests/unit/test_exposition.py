@@ -116,6 +116,21 @@ def test_ages_are_computed_at_render_time(clock: FixedClock) -> None:
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(28 * 3600 + 600 + 12.345)
 
 
+def test_schedule_series_render_identically_as_deadlines_pass(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    for snapshot in _golden_store().snapshots():
+        store.put(snapshot)
+    seen = set()
+    # Every 20 minutes for two days: deadlines pass, days turn, the caches move on.
+    for _ in range(2 * 72):
+        clock.at += timedelta(minutes=20)
+        text = exposition.render()
+        assert text == _reference(exposition)
+        seen.add(next(x for x in text.splitlines() if x.startswith(b"aloudata_can_refresh_dead")))
+    assert len(seen) == 3
+
+
 def test_new_snapshots_replace_lines_and_removed_groups_leave(clock: FixedClock) -> None:
     store = SnapshotStore()
     exposition = Exposition(store, clock)

@@ -193,6 +193,30 @@ async def test_a_reload_polls_again_only_groups_whose_polling_changed(
     assert poller.next_run_time(("prod", "a")) == clock.at  # new credentials: a new client
 
 
+async def test_a_reload_that_adds_a_schedule_keeps_the_poll_and_takes_the_schedule(
+    poller: Poller, store: SnapshotStore, clock: FixedClock
+) -> None:
+    poller.apply(_config())
+    first = poller.next_run_time(("prod", "a"))
+    clock.at = NOW + timedelta(minutes=5)
+    poller.apply(
+        _config(
+            """
+  - {name: a, target: prod, plan_ids: [p1], schedule: {refresh_cron: "30 2 * * *"},
+     data_granularity: day}
+  - {name: b, target: prod, plan_ids: [p2]}
+"""
+        )
+    )
+    # The schedule is read at scrape time from the stored group: no poll for it.
+    assert poller.next_run_time(("prod", "a")) == first
+    snapshot = store.get(("prod", "a"))
+    assert snapshot is not None
+    assert snapshot.group.schedule is not None
+    assert snapshot.group.schedule.refresh_cron == "30 2 * * *"
+    assert snapshot.group.data_periods is not None
+
+
 async def test_a_target_change_replaces_its_client(
     poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
 ) -> None:

@@ -1,0 +1,248 @@
+"""Expected schedules: when a group's refresh is due, and how many data periods it is behind.
+
+A group's ``schedule.refresh_cron`` fires in the schedule's zone (APScheduler's ``CronTrigger``
+computes the fires); a refresh is due ``grace`` after each fire. ``Schedule.deadline(now)``
+gives the last deadline that has passed and the fire it belongs to. ``DataPeriods`` counts the
+whole days or hours between a group's data time and the data time expected at ``now``. Both are
+pure: they take the time they work at and do no I/O.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+
+# How far back a fire is looked for: a crontab expression without a year fires at least once
+# in 28 years (the 29th of February on a given weekday), so this finds every real schedule.
+_SEARCH_LIMIT = 64 * 366 * 86400
+# Where the check that an expression fires at all starts from.
+_CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class Granularity(StrEnum):
+    """The period a group's data comes in: ``data_granularity`` in the configuration."""
+
+    DAY = "day"
+    HOUR = "hour"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The last refresh deadline that has passed, as Unix times."""
+
+    fire: float  # the cron fire the deadline belongs to
+    deadline: float  # fire + grace
+
+    def overdue(self, refresh_time: float | None, now: float) -> float:
+        """Seconds past the deadline when no refresh ended after the fire (None: never), else 0."""
+        if refresh_time is not None and refresh_time > self.fire:
+            return 0.0
+        return now - self.deadline
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """``deadline`` is the answer for every ``now`` in [start, until)."""
+
+    deadline: Deadline | None
+    start: float
+    until: float
+    next_fire: int | None  # the fire whose deadline is ``until``
+
+
+class _Cache:
+    """The last window a schedule computed; replaced in one assignment, so scrapes on several
+    threads at worst compute the same window twice."""
+
+    __slots__ = ("window",)
+
+    def __init__(self) -> None:
+        self.window: _Window | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A group's resolved ``schedule``; build it with ``make_schedule``."""
+
+    refresh_cron: str
+    zone: tzinfo
+    grace: float
+    trigger: Any = field(compare=False, repr=False)
+    _cache: _Cache = field(default_factory=_Cache, compare=False, repr=False)
+
+    def deadline(self, now: float) -> Deadline | None:
+        """The last deadline at or before ``now``; None when the cron never fired before it.
+
+        Computed once per deadline: until the next deadline passes, the cached one is returned.
+        """
+        window = self._cache.window
+        if window is not None and window.start <= now < window.until:
+            return window.deadline
+        if window is not None and window.next_fire is not None and window.until <= now:
+            # Usually only the next deadline has passed since the last scrape: one step on.
+            following = next_fire(self.trigger, self.zone, window.next_fire)
+            window = self._window(window.next_fire, following)
+            if now < window.until:
+                self._cache.window = window
+                return window.deadline
+        window = self._compute(now)
+        self._cache.window = window
+        return window.deadline
+
+    def _compute(self, now: float) -> _Window:
+        latest = math.floor(now - self.grace)
+        fire = last_fire(self.trigger, self.zone, latest)
+        if fire is None:
+            upcoming = first_fire(self.trigger, self.zone, latest + 1)
+            return _Window(None, -math.inf, self._deadline_of(upcoming), upcoming)
+        return self._window(fire, next_fire(self.trigger, self.zone, fire))
+
+    def _window(self, fire: int, following: int | None) -> _Window:
+        deadline = fire + self.grace
+        return _Window(Deadline(fire, deadline), deadline, self._deadline_of(following), following)
+
+    def _deadline_of(self, fire: int | None) -> float:
+        return math.inf if fire is None else fire + self.grace
+
+
+@functools.lru_cache(maxsize=4096)
+def make_schedule(refresh_cron: str, zone: tzinfo, grace: float) -> Schedule:
+    """A schedule, shared by every group (and every reload) with the same three settings, so
+    its deadline is computed once for all of them. Raises ValueError for a bad expression."""
+    return Schedule(refresh_cron, zone, grace, cron_trigger(refresh_cron, zone))
+
+
+def cron_trigger(expression: str, zone: tzinfo) -> Any:
+    """APScheduler's trigger for a crontab expression; ValueError with the reason otherwise."""
+    fields = expression.split()
+    if len(fields) == 5 and any(character.isdigit() for character in fields[4]):
+        # APScheduler 3 counts weekday 0 as Monday where cron counts it as Sunday.
+        raise ValueError(
+            f"invalid cron expression {expression!r}: write the day of week as names "
+            "(mon-fri, sun), not numbers: APScheduler counts 0 as Monday, cron as Sunday"
+        )
+    try:
+        trigger = CronTrigger.from_crontab(expression, timezone=zone)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
+    if trigger.get_next_fire_time(None, _CHECK_FROM) is None:
+        raise ValueError(f"invalid cron expression {expression!r}: it never fires")
+    return trigger
+
+
+def last_fire(trigger: Any, zone: tzinfo, moment: int) -> int | None:
+    """The last fire at or before ``moment`` (Unix seconds).
+
+    A wall time the fall-back hour repeats fires once, at its first occurrence, as cron runs a
+    02:30 job once on that night (APScheduler would fire it twice).
+    """
+    fire = _last_fire(trigger, moment)
+    while fire is not None and _repeated(fire, zone):
+        fire = _last_fire(trigger, fire - 1)
+    return fire
+
+
+def next_fire(trigger: Any, zone: tzinfo, fire: int) -> int | None:
+    """The fire after ``fire``, a repeated wall time skipped as in ``last_fire``."""
+    return first_fire(trigger, zone, fire + 1)
+
+
+def first_fire(trigger: Any, zone: tzinfo, moment: int) -> int | None:
+    """The first fire at or after ``moment``, a repeated wall time skipped."""
+    fire = _first_fire(trigger, moment)
+    while fire is not None and _repeated(fire, zone):
+        fire = _first_fire(trigger, fire + 1)
+    return fire
+
+
+def _first_fire(trigger: Any, moment: int) -> int | None:
+    fire = trigger.get_next_fire_time(None, datetime.fromtimestamp(moment, UTC))
+    return None if fire is None else int(fire.timestamp())
+
+
+def _last_fire(trigger: Any, moment: int) -> int | None:
+    """CronTrigger only looks forward: step back until a fire at or before ``moment`` shows,
+    then bisect for the last one. "First fire at or after s" never decreases as s grows (in
+    a spring-forward gap too, where a skipped 02:30 fires an hour later on the wall clock)."""
+    upcoming = _first_fire(trigger, moment)
+    if upcoming == moment:
+        return moment
+    step = 60
+    if upcoming is not None:
+        # Start from the spacing of the next two fires: the last one is likely as far back.
+        following = _first_fire(trigger, upcoming + 1)
+        if following is not None:
+            step = max(step, following - upcoming)
+    while True:
+        low = moment - step
+        found = _first_fire(trigger, low)
+        if found is not None and found <= moment:
+            break
+        if step > _SEARCH_LIMIT:
+            return None
+        step *= 2
+    high = moment  # the first fire from here is after moment
+    while high - low > 1:
+        middle = (low + high) // 2
+        fire = _first_fire(trigger, middle)
+        if fire is not None and fire <= moment:
+            low, found = middle, fire
+        else:
+            high = middle
+    return found
+
+
+def _repeated(fire: int, zone: tzinfo) -> bool:
+    """Whether ``fire`` is the second occurrence of a wall time, in a fall-back's repeated hour."""
+    local = datetime.fromtimestamp(fire, zone)
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+@dataclass(frozen=True, slots=True)
+class DataPeriods:
+    """How a group's data time is expected to advance: ``data_granularity`` and
+    ``expected_data_delay``, counted on the wall clock of ``zone``."""
+
+    granularity: Granularity
+    expected_delay: float
+    zone: tzinfo
+
+    def behind(self, data_time: float, now: float) -> int:
+        """Whole periods from the data's period back to the expected one; 0 when not behind.
+
+        The expected period is ``now - expected_delay`` on the zone's wall clock (``1d`` is the
+        same time yesterday across a DST change), floored to the day or hour. Periods are
+        counted on the wall clock too: days are calendar days; the hour a spring-forward skips
+        counts as one, and the hour a fall-back repeats counts once.
+        """
+        expected = _expected_period(now, self.zone, self.granularity, self.expected_delay)
+        data = _data_period(data_time, self.zone, self.granularity)
+        if self.granularity is Granularity.DAY:
+            return max(0, (expected - data).days)
+        return max(0, (expected - data) // timedelta(hours=1))
+
+
+@functools.lru_cache(maxsize=256)
+def _expected_period(now: float, zone: tzinfo, granularity: Granularity, delay: float) -> datetime:
+    # Every group with the same settings asks this with the same scrape time.
+    wall = datetime.fromtimestamp(now, zone).replace(tzinfo=None)
+    return _floor(wall - timedelta(seconds=delay), granularity)
+
+
+@functools.lru_cache(maxsize=4096)
+def _data_period(data_time: float, zone: tzinfo, granularity: Granularity) -> datetime:
+    # Groups fed by the same pipeline share their data time (a day's partition, say).
+    return _floor(datetime.fromtimestamp(data_time, zone), granularity)
+
+
+def _floor(moment: datetime, granularity: Granularity) -> datetime:
+    """The start of ``moment``'s day or hour, as a naive wall-clock time."""
+    if granularity is Granularity.DAY:
+        return datetime(moment.year, moment.month, moment.day)  # noqa: DTZ001 - wall clock
+    return datetime(moment.year, moment.month, moment.day, moment.hour)  # noqa: DTZ001
