@@ -25,6 +25,8 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_BASE = "https://github.com/aloudata/aloudata-can-exporter/blob/main/docs/runbook.md#"
 JOB_SELECTOR = 'job="aloudata-can-exporter"'
 GROUPS = {"aloudata-can-freshness", "aloudata-can-exporter"}
+# Freshness alerts with nothing to configure: a flag, and an event (data going backwards).
+UNTHRESHOLDED = {"AloudataCanPlanNotReady", "AloudataCanDataTimeRegressed"}
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -64,6 +66,31 @@ def test_promtool_test_rules_can_fail(tmp_path: Path) -> None:
     assert "Unit Testing" in output
 
 
+@pytest.mark.parametrize(
+    ("original", "mutated", "failing_test"),
+    [
+        (
+            ">= ignoring(severity)",
+            "> ignoring(severity)",
+            "refreshes without new data exactly at the warning threshold fire",
+        ),
+        ("[1h]) > 0", "[1h]) >= 0", "a data time going backwards fires after for elapses"),
+        ("[1h]) > 0", "[10m]) > 0", "a data time going backwards fires after for elapses"),
+    ],
+)
+def test_promtool_tests_catch_a_changed_change_detection_rule(
+    tmp_path: Path, original: str, mutated: str, failing_test: str
+) -> None:
+    rules = ALERTS.read_text()
+    assert original in rules
+    (tmp_path / "alerts.yml").write_text(rules.replace(original, mutated))
+    tests = ALERTS_TEST.read_text().replace("../../deploy/prometheus/alerts.yml", "alerts.yml")
+    (tmp_path / "alerts-test.yml").write_text(tests)
+    result = _run([require_tool("promtool"), "test", "rules", str(tmp_path / "alerts-test.yml")])
+    assert result.returncode != 0
+    assert failing_test in result.stdout + result.stderr
+
+
 def test_rule_groups_are_freshness_and_exporter_health() -> None:
     document = yaml.safe_load(ALERTS.read_text())
     assert {group["name"] for group in document["groups"]} == GROUPS
@@ -89,10 +116,10 @@ def test_freshness_alerts_compare_against_exported_thresholds() -> None:
     document = yaml.safe_load(ALERTS.read_text())
     freshness = next(g for g in document["groups"] if g["name"] == "aloudata-can-freshness")
     for rule in freshness["rules"]:
-        if rule["alert"] == "AloudataCanPlanNotReady":
+        if rule["alert"] in UNTHRESHOLDED:
             continue
         severity = rule["labels"]["severity"]
-        assert "_threshold_seconds" in rule["expr"]
+        assert re.search(r"aloudata_can_\w+_threshold(_seconds)?\{", rule["expr"])
         assert f'severity="{severity}"' in rule["expr"]
 
 
@@ -160,6 +187,14 @@ def test_amtool_check_config() -> None:
         (
             ["alertname=AloudataCanTargetFailing", "severity=critical", "team=marketing"],
             "marketing-pager",
+        ),
+        (
+            ["alertname=AloudataCanDataTimeRegressed", "severity=warning", "team=finance"],
+            "finance-chat",
+        ),
+        (
+            ["alertname=AloudataCanRefreshesWithoutNewData", "severity=critical", "group=x"],
+            "data-platform-pager",
         ),
         (["alertname=AloudataCanExporterDown", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanExporterAbsent", "severity=critical"], "observability-pager"),
