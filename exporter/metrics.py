@@ -93,12 +93,12 @@ CONSECUTIVE_FAILURES = MetricSpec(
 )
 DATA_TIME_REGRESSIONS = MetricSpec(
     "aloudata_can_data_time_regressions",  # exposed as aloudata_can_data_time_regressions_total
-    "Successful polls whose latestDateTime was earlier than the one before (a rollback, or a backfill that rewrote older data); starts at 0 when the exporter starts or the group's plans change.",  # noqa: E501
+    "Successful polls whose latestDateTime was earlier than the last one seen (a rollback, or a backfill that rewrote older data); starts at 0 when the exporter starts or the group's plans change.",  # noqa: E501
     GROUP_LABELS,
 )
 REFRESHES_WITHOUT_NEW_DATA = MetricSpec(
     "aloudata_can_refreshes_without_new_data",
-    "Successful polls in a row that saw CAN's latestRefreshTime advance while latestDateTime stayed the same; 0 once latestDateTime changes.",  # noqa: E501
+    "Successful polls since latestDateTime last changed that saw CAN's latestRefreshTime advance while latestDateTime stayed the same; 0 once latestDateTime changes.",  # noqa: E501
     GROUP_LABELS,
 )
 DATA_TIME_LAST_CHANGE = MetricSpec(

@@ -67,7 +67,7 @@ class DataChanges:
     refresh_time: datetime | None = None
     # latestDateTime moved backwards: a rollback, or a backfill that rewrote older data.
     regressions: int = 0
-    # Polls in a row that saw latestRefreshTime advance while latestDateTime stayed the same.
+    # Polls since latestDateTime last changed that saw latestRefreshTime advance.
     refreshes_without_new_data: int = 0
     # The exporter's time of the poll that first saw the current latestDateTime.
     last_change_time: datetime | None = None
