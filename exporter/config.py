@@ -134,15 +134,26 @@ class ThresholdPair(_Model):
     critical: Duration | None = None
 
 
+# A count of polls; 0 turns the severity off (unset inherits, as durations do).
+Count = Annotated[int, Field(ge=0, strict=True)]
+
+
+class CountThresholdPair(_Model):
+    warning: Count | None = None
+    critical: Count | None = None
+
+
 class Thresholds(_Model):
     data_lag: ThresholdPair = ThresholdPair()
     refresh_age: ThresholdPair = ThresholdPair()
+    refreshes_without_new_data: CountThresholdPair = CountThresholdPair()
 
 
 DEFAULT_THRESHOLDS = Thresholds.model_validate(
     {
         "data_lag": {"warning": "26h", "critical": "50h"},
         "refresh_age": {"warning": "25h", "critical": "49h"},
+        "refreshes_without_new_data": {"warning": 3},
     }
 )
 
@@ -281,6 +292,9 @@ class ThresholdValues:
     critical: float | None
 
 
+DEFAULT_REFRESHES_WITHOUT_NEW_DATA = ThresholdValues(warning=3.0, critical=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     target: str
@@ -296,6 +310,8 @@ class Group:
     max_backoff: float = DEFAULT_MAX_BACKOFF
     # The group's own labels (defaults.labels merged in), sorted by name; on group_info.
     labels: tuple[tuple[str, str], ...] = ()
+    # Counts, not seconds; None: that severity is off.
+    refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA
 
     @property
     def key(self) -> tuple[str, str]:
@@ -525,6 +541,11 @@ def _resolve_group(
             defaults.thresholds.refresh_age,
             DEFAULT_THRESHOLDS.refresh_age,
         ),
+        refreshes_without_new_data=_merge_count_thresholds(
+            settings.thresholds.refreshes_without_new_data,
+            defaults.thresholds.refreshes_without_new_data,
+            DEFAULT_THRESHOLDS.refreshes_without_new_data,
+        ),
     )
 
 
@@ -587,7 +608,7 @@ def _group_labels(
     return labels, problems
 
 
-def _merge_thresholds(*layers: ThresholdPair) -> ThresholdValues:
+def _merge_thresholds(*layers: ThresholdPair | CountThresholdPair) -> ThresholdValues:
     """The first layer that sets a severity wins: group, then defaults, then built-in."""
 
     def first(severity: Literal["warning", "critical"]) -> float | None:
@@ -597,6 +618,15 @@ def _merge_thresholds(*layers: ThresholdPair) -> ThresholdValues:
         )
 
     return ThresholdValues(warning=first("warning"), critical=first("critical"))
+
+
+def _merge_count_thresholds(*layers: CountThresholdPair) -> ThresholdValues:
+    """As ``_merge_thresholds``; a 0 that wins turns the severity off."""
+    merged = _merge_thresholds(*layers)
+    return ThresholdValues(
+        warning=float(merged.warning) if merged.warning else None,
+        critical=float(merged.critical) if merged.critical else None,
+    )
 
 
 def _suspicious(groups: Sequence[Group]) -> list[str]:

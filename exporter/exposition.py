@@ -64,6 +64,9 @@ _NEXT_POLL = _INDEX[m.NEXT_POLL_TIMESTAMP.name]
 _CONSECUTIVE = _INDEX[m.CONSECUTIVE_FAILURES.name]
 _DATA_LAG_THRESHOLD = _INDEX[m.DATA_LAG_THRESHOLD.name]
 _REFRESH_AGE_THRESHOLD = _INDEX[m.REFRESH_AGE_THRESHOLD.name]
+_REFRESHES_WITHOUT_NEW_DATA = _INDEX[m.REFRESHES_WITHOUT_NEW_DATA.name]
+_REFRESHES_WITHOUT_NEW_DATA_THRESHOLD = _INDEX[m.REFRESHES_WITHOUT_NEW_DATA_THRESHOLD.name]
+_DATA_TIME_LAST_CHANGE = _INDEX[m.DATA_TIME_LAST_CHANGE.name]
 _PLAN_DATA_LAG = _INDEX[m.PLAN_DATA_LAG.name]
 _PLAN_REFRESH_AGE = _INDEX[m.PLAN_REFRESH_AGE.name]
 _PLAN_NOT_READY = _INDEX[m.PLAN_NOT_READY.name]
@@ -71,6 +74,7 @@ _PLAN_POLL_SUCCESS = _INDEX[m.PLAN_POLL_SUCCESS.name]
 _CIRCUIT_OPEN = _INDEX[m.TARGET_CIRCUIT_OPEN.name]
 _DURATIONS = _INDEX[m.POLL_DURATION.name]
 _ERRORS = _INDEX[m.POLL_ERRORS.name]
+_REGRESSIONS = _INDEX[m.DATA_TIME_REGRESSIONS.name]
 _REQUESTS = _INDEX[m.TARGET_REQUESTS.name]
 
 
@@ -120,6 +124,9 @@ def _add_group(
     add(_GROUP_INFO, 1.0, _info_labels(group) if group.labels else labels)
     _add_thresholds(add, _DATA_LAG_THRESHOLD, group.data_lag, head, tail)
     _add_thresholds(add, _REFRESH_AGE_THRESHOLD, group.refresh_age, head, tail)
+    _add_thresholds(
+        add, _REFRESHES_WITHOUT_NEW_DATA_THRESHOLD, group.refreshes_without_new_data, head, tail
+    )
     if snapshot.reading is not None:
         _add_reading(add, snapshot.reading, now)
     if snapshot.poll_success is not None:
@@ -130,6 +137,7 @@ def _add_group(
         add(_NEXT_POLL, snapshot.next_poll_time.timestamp())
     if snapshot.polled:
         add(_CONSECUTIVE, float(snapshot.consecutive_failures))
+    _add_changes(add, snapshot)
     _add_durations(lines[_DURATIONS], names[_DURATIONS], snapshot, head, tail)
     for reason, count in zip(REASONS, snapshot.errors, strict=True):
         if count:
@@ -153,6 +161,15 @@ def _add_reading(add: Callable[[int, float], None], reading: Reading, now: float
         refresh_time = reading.latest_refresh_time.timestamp()
         add(_LATEST_REFRESH, refresh_time)
         add(_REFRESH_AGE, now - refresh_time)
+
+
+def _add_changes(add: Callable[[int, float], None], snapshot: GroupSnapshot) -> None:
+    changes = snapshot.changes
+    if snapshot.polled:
+        add(_REFRESHES_WITHOUT_NEW_DATA, float(changes.refreshes_without_new_data))
+        add(_REGRESSIONS, float(changes.regressions))
+    if changes.last_change_time is not None:
+        add(_DATA_TIME_LAST_CHANGE, changes.last_change_time.timestamp())
 
 
 def _add_plans(

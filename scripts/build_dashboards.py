@@ -699,17 +699,22 @@ def overview() -> Json:
     )
 
 
-def _against_thresholds(title: str, description: str, metric: str, threshold: str) -> Json:
+def _against_thresholds(
+    title: str, description: str, metric: str, threshold: str, unit: str = SECONDS
+) -> Json:
     scope = GROUP_SCOPE
     return timeseries(
         title,
         description + " Dashed lines: the group's warning (orange) and critical (red) thresholds.",
-        SECONDS,
+        unit,
         Query(selector(metric, scope), "{{group}}"),
         Query(selector(threshold, scope, severity="warning"), "{{group}} warning"),
         Query(selector(threshold, scope, severity="critical"), "{{group}} critical"),
         overrides=[dashed("B", "orange"), dashed("C", "red")],
     )
+
+
+LAST_CHANGE = "aloudata_can_data_time_last_change_timestamp_seconds"
 
 
 def group() -> Json:
@@ -841,6 +846,35 @@ def group() -> Json:
             "Seconds since CAN's latest refresh task ended.",
             "aloudata_can_refresh_age_seconds",
             "aloudata_can_refresh_age_threshold_seconds",
+        ),
+    )
+
+    layout.row("Data changes")
+    layout.add(
+        8,
+        8,
+        timeseries(
+            "Data time regressions",
+            "Polls per $__rate_interval that saw CAN's latestDateTime earlier than the poll "
+            "before: a rollback, or a backfill that rewrote older data. Empty or 0 normally.",
+            SHORT,
+            Query(rate("aloudata_can_data_time_regressions_total", scope, "increase"), "{{group}}"),
+            bars=True,
+        ),
+        _against_thresholds(
+            "Refreshes without new data",
+            "Polls in a row that saw latestRefreshTime advance while latestDateTime stayed the "
+            "same; back to 0 when the data time changes.",
+            "aloudata_can_refreshes_without_new_data",
+            "aloudata_can_refreshes_without_new_data_threshold",
+            COUNT,
+        ),
+        timeseries(
+            "Time since the data time changed",
+            "Seconds since the exporter's poll that first saw the group's current latestDateTime. "
+            "It starts again from the exporter's start or a change of the group's plans.",
+            SECONDS,
+            Query(f"time() - {selector(LAST_CHANGE, scope)}", "{{group}}"),
         ),
     )
 

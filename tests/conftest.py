@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from exporter.can.models import Reading
-from exporter.config import Config, Group, PlanKey, ThresholdValues, parse_config
+from exporter.config import (
+    DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
+    Config,
+    Group,
+    PlanKey,
+    ThresholdValues,
+    parse_config,
+)
 
 NOW = datetime(2024, 9, 2, 4, 0, 0, tzinfo=UTC)
 DEFAULT_DATA_LAG = ThresholdValues(93600.0, 180000.0)
@@ -27,6 +34,7 @@ def make_group(
     data_lag: ThresholdValues = DEFAULT_DATA_LAG,
     refresh_age: ThresholdValues = DEFAULT_REFRESH_AGE,
     labels: tuple[tuple[str, str], ...] = (),
+    refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
 ) -> Group:
     return Group(
         target=target,
@@ -39,6 +47,7 @@ def make_group(
         data_lag=data_lag,
         refresh_age=refresh_age,
         labels=labels,
+        refreshes_without_new_data=refreshes_without_new_data,
     )
 
 

@@ -43,6 +43,8 @@ EXPORTER_CONFIG = """
 defaults:
   interval: 2s
   timeout: 1s
+  # No critical by default; the dashboards draw it when set.
+  thresholds: {{refreshes_without_new_data: {{critical: 10}}}}
 targets:
   - name: sim
     url: {url}

@@ -31,6 +31,8 @@ GROUP_INFO_JOIN = (
     f"aloudata_can_group_info{{{JOB_SELECTOR}}}"
 )
 OWNER_SENTENCE = "{{ with $labels.owner }} Owner: {{ . }}.{{ end }}"
+# Freshness alerts with nothing to configure: a flag, and an event (data going backwards).
+UNTHRESHOLDED = {"AloudataCanPlanNotReady", "AloudataCanDataTimeRegressed"}
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -78,8 +80,24 @@ def test_promtool_test_rules() -> None:
             "on(target, group)",
             "many-to-many matching not allowed",
         ),
+        # The count alert fires at its threshold, not only over it.
+        (
+            ">= ignoring(severity)",
+            "> ignoring(severity)",
+            "refreshes without new data exactly at the warning threshold fire",
+        ),
+        # Any regression fires, and for an hour.
+        ("[1h]) > 0", "[1h]) >= 0", "a data time going backwards fires after for elapses"),
+        ("[1h]) > 0", "[10m]) > 0", "a data time going backwards fires after for elapses"),
     ],
-    ids=["threshold-edge", "join-without-owner", "join-without-instance"],
+    ids=[
+        "threshold-edge",
+        "join-without-owner",
+        "join-without-instance",
+        "count-threshold-edge",
+        "regression-zero",
+        "regression-window",
+    ],
 )
 def test_promtool_test_rules_can_fail(
     tmp_path: Path, original: str, mutant: str, failure: str
@@ -121,10 +139,10 @@ def test_freshness_alerts_compare_against_exported_thresholds() -> None:
     document = yaml.safe_load(ALERTS.read_text())
     freshness = next(g for g in document["groups"] if g["name"] == "aloudata-can-freshness")
     for rule in freshness["rules"]:
-        if rule["alert"] == "AloudataCanPlanNotReady":
+        if rule["alert"] in UNTHRESHOLDED:
             continue
         severity = rule["labels"]["severity"]
-        assert "_threshold_seconds" in rule["expr"]
+        assert re.search(r"aloudata_can_\w+_threshold(_seconds)?\{", rule["expr"])
         assert f'severity="{severity}"' in rule["expr"]
 
 
@@ -139,7 +157,8 @@ def _is_group_level(rule: dict[str, Any]) -> bool:
     return (
         bool(names)
         and not re.search(r"\bby\s*\(", rule["expr"])
-        and all("group" in labels.get(name, ()) for name in names)
+        # A counter's MetricSpec is named without the _total it is exposed with.
+        and all("group" in labels.get(name.removesuffix("_total"), ()) for name in names)
     )
 
 
@@ -149,6 +168,8 @@ def test_the_group_level_alerts() -> None:
         "AloudataCanRefreshStale",
         "AloudataCanPlanNotReady",
         "AloudataCanPollFailing",
+        "AloudataCanDataTimeRegressed",
+        "AloudataCanRefreshesWithoutNewData",
     }
 
 
@@ -255,6 +276,14 @@ def test_amtool_check_config() -> None:
             "data-platform-pager",
         ),
         (["alertname=AloudataCanTargetFailing", "severity=critical"], "data-platform-pager"),
+        (
+            ["alertname=AloudataCanDataTimeRegressed", "severity=warning", "team=finance"],
+            "finance-chat",
+        ),
+        (
+            ["alertname=AloudataCanRefreshesWithoutNewData", "severity=critical", "group=x"],
+            "data-platform-pager",
+        ),
         (["alertname=AloudataCanExporterDown", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanExporterAbsent", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanConfigReloadFailed", "severity=warning"], "observability-chat"),

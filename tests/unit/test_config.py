@@ -10,6 +10,7 @@ import trustme
 from pydantic import SecretStr
 
 from exporter.config import (
+    DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
     LATEST_TIME_PATH,
     AuthType,
     Config,
@@ -226,6 +227,38 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
         "zero threshold",
         doc(groups=group("    thresholds: {refresh_age: {critical: 0s}}\n")),
         ["groups[0].thresholds.refresh_age.critical: duration '0s' must be greater than zero"],
+    ),
+    (
+        "negative count threshold",
+        doc(groups=group("    thresholds: {refreshes_without_new_data: {warning: -1}}\n")),
+        [
+            "groups[0].thresholds.refreshes_without_new_data.warning: "
+            "Input should be greater than or equal to 0"
+        ],
+    ),
+    (
+        "count threshold written as a duration",
+        doc(head="defaults: {thresholds: {refreshes_without_new_data: {critical: 1h}}}\n"),
+        [
+            "defaults.thresholds.refreshes_without_new_data.critical: "
+            "Input should be a valid integer"
+        ],
+    ),
+    (
+        "count threshold quoted",
+        doc(groups=group("    thresholds: {refreshes_without_new_data: {warning: '3'}}\n")),
+        [
+            "groups[0].thresholds.refreshes_without_new_data.warning: "
+            "Input should be a valid integer"
+        ],
+    ),
+    (
+        "count threshold without a severity",
+        doc(groups=group("    thresholds: {refreshes_without_new_data: 3}\n")),
+        [
+            "groups[0].thresholds.refreshes_without_new_data: "
+            "Input should be a valid dictionary or instance of CountThresholdPair"
+        ],
     ),
     (
         "interval shorter than the group's timeout",
@@ -657,6 +690,28 @@ def test_rate_limit_and_max_backoff() -> None:
     config = parse_config(text, environ=ENV)
     assert config.targets["prod"].rate_limit == 2.5
     assert [g.max_backoff for g in config.groups] == [1800.0, 1200.0]
+
+
+def test_refreshes_without_new_data_thresholds_merge_and_zero_turns_a_severity_off() -> None:
+    text = doc(
+        head="defaults:\n  thresholds: {refreshes_without_new_data: {critical: 8}}\n",
+        groups=group(name="plain")
+        + group("    thresholds: {refreshes_without_new_data: {warning: 5}}\n", name="five")
+        + group(
+            "    thresholds: {refreshes_without_new_data: {warning: 0, critical: 0}}\n",
+            name="disabled",
+        ),
+    )
+    plain, five, disabled = parse_config(text, environ=ENV).groups
+    assert plain.refreshes_without_new_data == ThresholdValues(3.0, 8.0)
+    assert five.refreshes_without_new_data == ThresholdValues(5.0, 8.0)
+    assert disabled.refreshes_without_new_data == ThresholdValues(None, None)
+
+
+def test_the_built_in_refreshes_threshold_is_the_groups_default() -> None:
+    (only,) = parse_config(doc(), environ=ENV).groups
+    assert only.refreshes_without_new_data == ThresholdValues(3.0, None)
+    assert only.refreshes_without_new_data == DEFAULT_REFRESHES_WITHOUT_NEW_DATA
 
 
 def test_interval_equal_to_timeout_is_allowed() -> None:
