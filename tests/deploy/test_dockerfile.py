@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import require_tool
 from packaging.specifiers import SpecifierSet
 
 from exporter import __version__
 from exporter.settings import DEFAULT_PORT
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -21,13 +21,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import require_tool
 from kubernetes_validate.utils import latest_version, major_minor
 
 from exporter import __version__
 from exporter.config import parse_config
 from exporter.settings import DEFAULT_PORT
 from scripts import build_prometheusrule
+from tests.conftest import require_tool
 
 Manifest = dict[str, Any]
 
