@@ -44,6 +44,7 @@ _GAUGES = (
     m.PLAN_REFRESH_AGE,
     m.PLAN_NOT_READY,
     m.PLAN_POLL_SUCCESS,
+    m.PLAN_MISSING,
     m.TARGET_CIRCUIT_OPEN,
 )
 
@@ -130,10 +131,15 @@ class Families:
             # Reasons that never happened stay absent, which keeps a healthy group to few series.
             if count:
                 self.errors.add_metric([*labels, reason.value], count)
+        self._add_plans(snapshot, labels, now)
+
+    def _add_plans(self, snapshot: GroupSnapshot, labels: list[str], now: float) -> None:
         for plan in snapshot.plans:
             plan_labels = [*labels, plan.plan]
             if plan.poll_success is not None:
                 self._gauge(m.PLAN_POLL_SUCCESS, plan_labels, 1.0 if plan.poll_success else 0.0)
+            if plan.missing:
+                self._gauge(m.PLAN_MISSING, plan_labels, 1.0)
             if plan.reading is not None:
                 for spec, value in _plan_values(plan.reading, now):
                     self._gauge(spec, plan_labels, value)

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -121,6 +122,22 @@ def _positive_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(_positive_duration)]
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _per_plan(value: Any) -> bool | str:
+    """true and false as pydantic reads a bool (yes, no, 1, 0 too), or the word auto."""
+    if value == "auto":
+        return "auto"
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        raise ValueError("must be true, false or auto") from None
+
+
+PerPlan = Annotated[bool | Literal["auto"], BeforeValidator(_per_plan)]
+DrilldownMaxPlans = Annotated[int, Field(ge=1)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
 Plan = Annotated[str, Field(min_length=1, max_length=512)]
 
@@ -159,6 +176,8 @@ DEFAULT_THRESHOLDS = Thresholds.model_validate(
 
 
 DEFAULT_MAX_BACKOFF = 600.0
+# per_plan: auto asks CAN about at most this many of an unhealthy group's plans, one by one.
+DEFAULT_DRILLDOWN_MAX_PLANS = 50
 
 
 # Checked key by key when the config is resolved, so each problem names its own key path.
@@ -169,6 +188,7 @@ class Defaults(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
     max_backoff: Duration = DEFAULT_MAX_BACKOFF
+    drilldown_max_plans: DrilldownMaxPlans = DEFAULT_DRILLDOWN_MAX_PLANS
     thresholds: Thresholds = Thresholds()
     labels: RawLabels = {}
 
@@ -238,7 +258,8 @@ class GroupSettings(_Model):
     interval: Duration | None = None
     timeout: Duration | None = None
     max_backoff: Duration | None = None
-    per_plan: bool = False
+    per_plan: PerPlan = False
+    drilldown_max_plans: DrilldownMaxPlans | None = None
     thresholds: Thresholds = Thresholds()
     labels: RawLabels = {}
 
@@ -312,6 +333,10 @@ class Group:
     labels: tuple[tuple[str, str], ...] = ()
     # Counts, not seconds; None: that severity is off.
     refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA
+    # per_plan: auto (per_plan is then False): the group is asked as a whole, and its plans one
+    # by one (the first drilldown_max_plans) only while it is unhealthy.
+    drilldown: bool = False
+    drilldown_max_plans: int = DEFAULT_DRILLDOWN_MAX_PLANS
 
     @property
     def key(self) -> tuple[str, str]:
@@ -413,6 +438,7 @@ def _resolve(
     default_labels, label_problems = _check_labels(parsed.defaults.labels, "defaults.labels")
     problems.extend(label_problems)
     groups: list[Group] = []
+    warnings: list[str] = []
     seen_groups: set[tuple[str, str]] = set()
     for index, settings in enumerate(parsed.groups):
         where = f"groups[{index}]"
@@ -431,6 +457,8 @@ def _resolve(
         labels, label_problems = _group_labels(settings.labels, default_labels, where)
         problems.extend(label_problems)
         group = _resolve_group(settings, target, parsed.defaults, labels)
+        if settings.drilldown_max_plans is not None and not group.drilldown:
+            warnings.append(f"{where}.drilldown_max_plans: has no effect unless per_plan is auto")
         if group.interval < group.timeout:
             problems.append(
                 f"{where}.interval: {format_duration(group.interval)} is shorter than the "
@@ -441,7 +469,10 @@ def _resolve(
         secrets = [*inline_secrets, *(t.auth_value.get_secret_value() for t in targets.values())]
         raise ConfigError(_redacted(problems, secrets))
     return Config(
-        targets=targets, groups=tuple(groups), source=source, warnings=tuple(_suspicious(groups))
+        targets=targets,
+        groups=tuple(groups),
+        source=source,
+        warnings=(*warnings, *_suspicious(groups)),
     )
 
 
@@ -528,9 +559,11 @@ def _resolve_group(
         plans=tuple(plans),
         interval=settings.interval or defaults.interval,
         timeout=settings.timeout or target.timeout,
-        per_plan=settings.per_plan,
+        per_plan=settings.per_plan is True,
         max_backoff=settings.max_backoff or defaults.max_backoff,
         labels=labels,
+        drilldown=settings.per_plan == "auto",
+        drilldown_max_plans=settings.drilldown_max_plans or defaults.drilldown_max_plans,
         data_lag=_merge_thresholds(
             settings.thresholds.data_lag,
             defaults.thresholds.data_lag,

@@ -71,6 +71,7 @@ _PLAN_DATA_LAG = _INDEX[m.PLAN_DATA_LAG.name]
 _PLAN_REFRESH_AGE = _INDEX[m.PLAN_REFRESH_AGE.name]
 _PLAN_NOT_READY = _INDEX[m.PLAN_NOT_READY.name]
 _PLAN_POLL_SUCCESS = _INDEX[m.PLAN_POLL_SUCCESS.name]
+_PLAN_MISSING = _INDEX[m.PLAN_MISSING.name]
 _CIRCUIT_OPEN = _INDEX[m.TARGET_CIRCUIT_OPEN.name]
 _DURATIONS = _INDEX[m.POLL_DURATION.name]
 _ERRORS = _INDEX[m.POLL_ERRORS.name]
@@ -183,6 +184,8 @@ def _add_plans(
         plan_labels = f'{head},plan="{_escape(plan.plan)}",{tail}'
         if plan.poll_success is not None:
             add(_PLAN_POLL_SUCCESS, 1.0 if plan.poll_success else 0.0, plan_labels)
+        if plan.missing:
+            add(_PLAN_MISSING, 1.0, plan_labels)
         plan_reading = plan.reading
         if plan_reading is not None:
             add(_PLAN_NOT_READY, 1.0 if plan_reading.has_not_ready else 0.0, plan_labels)

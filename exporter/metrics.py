@@ -147,6 +147,11 @@ PLAN_POLL_SUCCESS = MetricSpec(
     "1 when the last poll of the plan alone gave a valid reading, else 0.",
     PLAN_LABELS,
 )
+PLAN_MISSING = MetricSpec(
+    "aloudata_can_plan_missing",
+    "1 when CAN's last answer about the plan alone was that it does not exist (errorMsg 'Acceleration plan does not exist'); absent otherwise.",  # noqa: E501
+    PLAN_LABELS,
+)
 
 
 SHARD_ORDINAL = MetricSpec(

@@ -52,6 +52,8 @@ class PlanSnapshot:
     plan: str
     reading: Reading | None = None
     poll_success: bool | None = None
+    # CAN's last answer about the plan alone said it does not exist.
+    missing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,8 @@ def next_snapshot(
 ) -> GroupSnapshot:
     """The snapshot after a poll: a failure keeps the last good reading and changes nothing.
 
-    Without ``plan_results`` (a group poll without its plan polls) the plans keep theirs.
+    Without ``plan_results`` (a group poll without its plan polls) the plans keep theirs;
+    with them, the plans are exactly those in ``plan_results``.
     """
     errors = previous.errors
     if result.error is not None:
@@ -169,8 +172,17 @@ def _next_plans(
     for plan, result in results.items():
         last = before.get(plan, PlanSnapshot(plan))
         reading = result.reading if result.reading is not None else last.reading
-        plans.append(PlanSnapshot(plan, reading, result.reading is not None))
+        succeeded = result.reading is not None
+        plans.append(PlanSnapshot(plan, reading, succeeded, _missing(result, last)))
     return tuple(plans)
+
+
+def _missing(result: PollResult, last: PlanSnapshot) -> bool:
+    """Missing when CAN says so; present when it answers about the plan; else as before
+    (a timeout says nothing about whether the plan exists)."""
+    if result.error is not None and result.error.reason is FailureReason.PLAN_NOT_FOUND:
+        return True
+    return False if result.reading is not None else last.missing
 
 
 @dataclass(frozen=True, slots=True)

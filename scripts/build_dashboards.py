@@ -50,6 +50,7 @@ STATE_TEXTS = {0: ("Fresh", "green"), 1: ("Warning", "orange"), 2: ("Critical", 
 STATE_MAPPING = {**STATE_TEXTS, 3: ("Failing", "purple")}
 POLL_MAPPING = {0: ("Failing", "red"), 1: ("OK", "green")}
 NOT_READY_MAPPING = {0: ("Ready", "green"), 1: ("Not ready", "orange")}
+MISSING_MAPPING = {1: ("Does not exist", "red")}
 UP_MAPPING = {0: ("Down", "red"), 1: ("Up", "green")}
 RELOAD_MAPPING = {0: ("Failed", "red"), 1: ("OK", "green")}
 
@@ -878,9 +879,13 @@ def group() -> Json:
         ),
     )
 
-    layout.row("Plans (groups with per_plan: true)")
+    layout.row("Plans (per_plan: true, and per_plan: auto while the group is unhealthy)")
     plans = PLAN_SCOPE
-    per_plan = " Only groups with per_plan: true export plan-level series."
+    per_plan = (
+        " Groups with per_plan: true export every plan; per_plan: auto groups only the plans "
+        "that are missing, failing, not ready or over a warning threshold, while the group "
+        "itself is unhealthy."
+    )
     layout.add(
         12,
         8,
@@ -904,6 +909,20 @@ def group() -> Json:
         cell = "color-text" if mapping else "auto"
         return Column(title, max_by(PLAN_KEY, selector(metric, plans)), unit, mapping, cell)
 
+    layout.add(
+        24,
+        5,
+        table(
+            "Missing plans",
+            "Plans CAN says do not exist (errorMsg 'Acceleration plan does not exist'), from "
+            "aloudata_can_plan_missing: each makes every poll of the group fail with "
+            "plan_not_found. Empty when none is missing, and for groups with per_plan: false, "
+            "which never ask about a plan alone.",
+            ["job", "instance", "target", "group", "plan"],
+            [plan_column("Status", "aloudata_can_plan_missing", COUNT, MISSING_MAPPING)],
+            sort_by="Status",
+        ),
+    )
     layout.add(
         24,
         8,

@@ -66,6 +66,10 @@ groups:
     target: sim
     plan_ids: [aaaa0000000000000000000000000001, aaaa0000000000000000000000000002]
     per_plan: true
+  - name: drill_auto
+    target: sim
+    plan_ids: [aaaa0000000000000000000000000001, ffff0000000000000000000000000000]
+    per_plan: auto
 """
 
 
@@ -349,6 +353,24 @@ def test_missing_plan_group_poll_failing_alert_names_the_reason(stack: Stack) ->
     assert "team" not in alert["labels"]
     assert "owner" not in alert["labels"]
     assert alert["annotations"]["description"].endswith("Most frequent reason: plan_not_found.")
+
+
+def test_a_missing_plan_of_an_auto_group_is_named_in_its_alert(stack: Stack) -> None:
+    wait_for(
+        lambda: bool(_delivered(stack, "AloudataCanPlanMissing", "drill_auto")),
+        DATA_TIMEOUT,
+        "the auto group's plan missing alert",
+    )
+    alerts = _delivered(stack, "AloudataCanPlanMissing", "drill_auto")
+    # One alert, for the missing plan only: the fresh plan of the group has no series.
+    assert {alert["labels"]["plan"] for _, alert in alerts} == {"ffff0000000000000000000000000000"}
+    receiver, alert = alerts[0]
+    assert receiver == "data-platform-chat"
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["annotations"]["description"].startswith(
+        "CAN says plan ffff0000000000000000000000000000 of plan group drill_auto on target sim "
+        "does not exist"
+    )
 
 
 def test_fresh_group_raises_nothing(stack: Stack) -> None:

@@ -167,6 +167,7 @@ def test_the_group_level_alerts() -> None:
         "AloudataCanDataLagHigh",
         "AloudataCanRefreshStale",
         "AloudataCanPlanNotReady",
+        "AloudataCanPlanMissing",
         "AloudataCanPollFailing",
         "AloudataCanDataTimeRegressed",
         "AloudataCanRefreshesWithoutNewData",
@@ -243,6 +244,11 @@ def test_amtool_check_config() -> None:
             "finance-pager",
         ),
         (["alertname=AloudataCanPollFailing", "severity=warning", "team=finance"], "finance-chat"),
+        (
+            ["alertname=AloudataCanPlanMissing", "severity=warning", "team=finance", "plan=p13"],
+            "finance-chat",
+        ),
+        (["alertname=AloudataCanPlanMissing", "severity=warning"], "data-platform-chat"),
         (
             ["alertname=AloudataCanPlanNotReady", "severity=warning", "team=marketing"],
             "marketing-chat",

@@ -224,6 +224,40 @@ def test_plan_level_series(clock: FixedClock) -> None:
     assert registry.get_sample_value("aloudata_can_plan_data_lag_seconds", plan_b) is None
 
 
+def test_plan_missing_is_1_for_a_missing_plan_and_absent_for_the_others(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    group = make_group(plans=("a", "b", "c"), per_plan=True)
+    plan_results = {
+        "a": _ok(),
+        "b": _failed(FailureReason.PLAN_NOT_FOUND),
+        "c": _failed(FailureReason.TIMEOUT),
+    }
+    missing = _failed(FailureReason.PLAN_NOT_FOUND)
+    store.put(next_snapshot(GroupSnapshot(group), missing, NOW, plan_results))
+    registry = _registry(store, clock)
+
+    values = {
+        plan: registry.get_sample_value("aloudata_can_plan_missing", {**GROUP, "plan": plan})
+        for plan in ("a", "b", "c")
+    }
+    assert values == {"a": None, "b": 1.0, "c": None}
+
+
+def test_a_missing_plan_stays_missing_until_can_answers_about_it() -> None:
+    group = make_group(plans=("a",), per_plan=True)
+    gone = {"a": _failed(FailureReason.PLAN_NOT_FOUND)}
+    snapshot = next_snapshot(GroupSnapshot(group), gone["a"], NOW, gone)
+    assert snapshot.plans[0].missing
+    # A timeout says nothing about whether the plan exists.
+    snapshot = next_snapshot(snapshot, _ok(), NOW, {"a": _failed(FailureReason.TIMEOUT)})
+    assert snapshot.plans[0].missing
+    # Nor does a group poll without its plan polls (a probe).
+    snapshot = next_snapshot(snapshot, _ok(), NOW)
+    assert snapshot.plans[0].missing
+    snapshot = next_snapshot(snapshot, _ok(), NOW, {"a": _ok()})
+    assert snapshot.plans == (PlanSnapshot("a", make_reading(), poll_success=True, missing=False),)
+
+
 def test_plan_failure_keeps_the_plans_last_reading() -> None:
     group = make_group(plans=("a",), per_plan=True)
     first = next_snapshot(GroupSnapshot(group), _ok(), NOW, {"a": _ok()})
