@@ -40,10 +40,14 @@ _GAUGES = (
     m.REFRESH_DEADLINE_TIMESTAMP,
     m.REFRESH_OVERDUE,
     m.DATA_LAG_PERIODS,
+    m.REFRESHES_WITHOUT_NEW_DATA,
+    m.REFRESHES_WITHOUT_NEW_DATA_THRESHOLD,
+    m.DATA_TIME_LAST_CHANGE,
     m.PLAN_DATA_LAG,
     m.PLAN_REFRESH_AGE,
     m.PLAN_NOT_READY,
     m.PLAN_POLL_SUCCESS,
+    m.PLAN_MISSING,
     m.TARGET_CIRCUIT_OPEN,
 )
 
@@ -81,12 +85,23 @@ class Families:
         self.errors = CounterMetricFamily(
             m.POLL_ERRORS.name, m.POLL_ERRORS.help, labels=m.POLL_ERRORS.labels
         )
+        self.regressions = CounterMetricFamily(
+            m.DATA_TIME_REGRESSIONS.name,
+            m.DATA_TIME_REGRESSIONS.help,
+            labels=m.DATA_TIME_REGRESSIONS.labels,
+        )
         self.requests = CounterMetricFamily(
             m.TARGET_REQUESTS.name, m.TARGET_REQUESTS.help, labels=m.TARGET_REQUESTS.labels
         )
 
     def all(self) -> list[Metric]:
-        return [*self.gauges.values(), self.durations, self.errors, self.requests]
+        return [
+            *self.gauges.values(),
+            self.durations,
+            self.errors,
+            self.regressions,
+            self.requests,
+        ]
 
     def add_target(self, target: TargetSnapshot) -> None:
         self._gauge(m.TARGET_CIRCUIT_OPEN, [target.name], 1.0 if target.circuit_open else 0.0)
@@ -98,6 +113,9 @@ class Families:
         self._add_info(group)
         self._add_thresholds(labels, m.DATA_LAG_THRESHOLD, group.data_lag)
         self._add_thresholds(labels, m.REFRESH_AGE_THRESHOLD, group.refresh_age)
+        self._add_thresholds(
+            labels, m.REFRESHES_WITHOUT_NEW_DATA_THRESHOLD, group.refreshes_without_new_data
+        )
         for spec, value in _group_values(snapshot, now):
             self._gauge(spec, labels, value)
         if snapshot.poll_success is not None:
@@ -108,16 +126,22 @@ class Families:
             self._gauge(m.NEXT_POLL_TIMESTAMP, labels, snapshot.next_poll_time.timestamp())
         if snapshot.polled:
             self._gauge(m.CONSECUTIVE_FAILURES, labels, snapshot.consecutive_failures)
+        self._add_changes(labels, snapshot)
         buckets = [(bucket_bound(bound), count) for bound, count in snapshot.durations.cumulative()]
         self.durations.add_metric(labels, buckets=buckets, sum_value=snapshot.durations.total)
         for reason, count in zip(REASONS, snapshot.errors, strict=True):
             # Reasons that never happened stay absent, which keeps a healthy group to few series.
             if count:
                 self.errors.add_metric([*labels, reason.value], count)
+        self._add_plans(snapshot, labels, now)
+
+    def _add_plans(self, snapshot: GroupSnapshot, labels: list[str], now: float) -> None:
         for plan in snapshot.plans:
             plan_labels = [*labels, plan.plan]
             if plan.poll_success is not None:
                 self._gauge(m.PLAN_POLL_SUCCESS, plan_labels, 1.0 if plan.poll_success else 0.0)
+            if plan.missing:
+                self._gauge(m.PLAN_MISSING, plan_labels, 1.0)
             if plan.reading is not None:
                 for spec, value in _plan_values(plan.reading, now):
                     self._gauge(spec, plan_labels, value)
@@ -126,6 +150,15 @@ class Families:
         # Each group has its own label names, which add_metric's fixed names cannot express.
         labels = {"target": group.target, "group": group.name, **dict(group.labels)}
         self.gauges[m.GROUP_INFO.name].samples.append(Sample(m.GROUP_INFO.name, labels, 1.0))
+
+    def _add_changes(self, labels: list[str], snapshot: GroupSnapshot) -> None:
+        changes = snapshot.changes
+        if snapshot.polled:
+            # The counter starts at 0 with the first poll, so increase() sees the first regression.
+            self.regressions.add_metric(labels, changes.regressions)
+            self._gauge(m.REFRESHES_WITHOUT_NEW_DATA, labels, changes.refreshes_without_new_data)
+        if changes.last_change_time is not None:
+            self._gauge(m.DATA_TIME_LAST_CHANGE, labels, changes.last_change_time.timestamp())
 
     def _gauge(self, spec: m.MetricSpec, labels: list[str], value: float) -> None:
         self.gauges[spec.name].add_metric(labels, value)

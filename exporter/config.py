@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -126,6 +127,22 @@ def _positive_duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(_positive_duration)]
 # 0s allowed (a grace or a data delay of nothing); durations have no sign.
 NonNegativeDuration = Annotated[float, BeforeValidator(_duration)]
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _per_plan(value: Any) -> bool | str:
+    """true and false as pydantic reads a bool (yes, no, 1, 0 too), or the word auto."""
+    if value == "auto":
+        return "auto"
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        raise ValueError("must be true, false or auto") from None
+
+
+PerPlan = Annotated[bool | Literal["auto"], BeforeValidator(_per_plan)]
+DrilldownMaxPlans = Annotated[int, Field(ge=1)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
 Plan = Annotated[str, Field(min_length=1, max_length=512)]
 
@@ -139,20 +156,33 @@ class ThresholdPair(_Model):
     critical: Duration | None = None
 
 
+# A count of polls; 0 turns the severity off (unset inherits, as durations do).
+Count = Annotated[int, Field(ge=0, strict=True)]
+
+
+class CountThresholdPair(_Model):
+    warning: Count | None = None
+    critical: Count | None = None
+
+
 class Thresholds(_Model):
     data_lag: ThresholdPair = ThresholdPair()
     refresh_age: ThresholdPair = ThresholdPair()
+    refreshes_without_new_data: CountThresholdPair = CountThresholdPair()
 
 
 DEFAULT_THRESHOLDS = Thresholds.model_validate(
     {
         "data_lag": {"warning": "26h", "critical": "50h"},
         "refresh_age": {"warning": "25h", "critical": "49h"},
+        "refreshes_without_new_data": {"warning": 3},
     }
 )
 
 
 DEFAULT_MAX_BACKOFF = 600.0
+# per_plan: auto asks CAN about at most this many of an unhealthy group's plans, one by one.
+DEFAULT_DRILLDOWN_MAX_PLANS = 50
 
 
 # Checked key by key when the config is resolved, so each problem names its own key path.
@@ -188,6 +218,7 @@ class Defaults(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
     max_backoff: Duration = DEFAULT_MAX_BACKOFF
+    drilldown_max_plans: DrilldownMaxPlans = DEFAULT_DRILLDOWN_MAX_PLANS
     thresholds: Thresholds = Thresholds()
     labels: RawLabels = {}
     schedule: ScheduleSettings = ScheduleSettings()
@@ -260,7 +291,8 @@ class GroupSettings(_Model):
     interval: Duration | None = None
     timeout: Duration | None = None
     max_backoff: Duration | None = None
-    per_plan: bool = False
+    per_plan: PerPlan = False
+    drilldown_max_plans: DrilldownMaxPlans | None = None
     thresholds: Thresholds = Thresholds()
     labels: RawLabels = {}
     schedule: ScheduleSettings = ScheduleSettings()
@@ -317,6 +349,9 @@ class ThresholdValues:
     critical: float | None
 
 
+DEFAULT_REFRESHES_WITHOUT_NEW_DATA = ThresholdValues(warning=3.0, critical=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     target: str
@@ -336,6 +371,12 @@ class Group:
     schedule: Schedule | None = None
     # From data_granularity: how many periods the data is behind.
     data_periods: DataPeriods | None = None
+    # Counts, not seconds; None: that severity is off.
+    refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA
+    # per_plan: auto (per_plan is then False): the group is asked as a whole, and its plans one
+    # by one (the first drilldown_max_plans) only while it is unhealthy.
+    drilldown: bool = False
+    drilldown_max_plans: int = DEFAULT_DRILLDOWN_MAX_PLANS
 
     @property
     def key(self) -> tuple[str, str]:
@@ -437,6 +478,7 @@ def _resolve(
     default_labels, label_problems = _check_labels(parsed.defaults.labels, "defaults.labels")
     problems.extend(label_problems)
     groups: list[Group] = []
+    warnings: list[str] = []
     seen_groups: set[tuple[str, str]] = set()
     for index, settings in enumerate(parsed.groups):
         where = f"groups[{index}]"
@@ -459,6 +501,8 @@ def _resolve(
         except ValueError as exc:
             problems.append(f"{where}.{exc}")
             continue
+        if settings.drilldown_max_plans is not None and not group.drilldown:
+            warnings.append(f"{where}.drilldown_max_plans: has no effect unless per_plan is auto")
         if group.interval < group.timeout:
             problems.append(
                 f"{where}.interval: {format_duration(group.interval)} is shorter than the "
@@ -469,7 +513,10 @@ def _resolve(
         secrets = [*inline_secrets, *(t.auth_value.get_secret_value() for t in targets.values())]
         raise ConfigError(_redacted(problems, secrets))
     return Config(
-        targets=targets, groups=tuple(groups), source=source, warnings=tuple(_suspicious(groups))
+        targets=targets,
+        groups=tuple(groups),
+        source=source,
+        warnings=(*warnings, *_suspicious(groups)),
     )
 
 
@@ -556,11 +603,13 @@ def _resolve_group(
         plans=tuple(plans),
         interval=settings.interval or defaults.interval,
         timeout=settings.timeout or target.timeout,
-        per_plan=settings.per_plan,
+        per_plan=settings.per_plan is True,
         max_backoff=settings.max_backoff or defaults.max_backoff,
         labels=labels,
         schedule=_resolve_schedule(settings, target, defaults),
         data_periods=_resolve_data_periods(settings, target, defaults),
+        drilldown=settings.per_plan == "auto",
+        drilldown_max_plans=settings.drilldown_max_plans or defaults.drilldown_max_plans,
         data_lag=_merge_thresholds(
             settings.thresholds.data_lag,
             defaults.thresholds.data_lag,
@@ -570,6 +619,11 @@ def _resolve_group(
             settings.thresholds.refresh_age,
             defaults.thresholds.refresh_age,
             DEFAULT_THRESHOLDS.refresh_age,
+        ),
+        refreshes_without_new_data=_merge_count_thresholds(
+            settings.thresholds.refreshes_without_new_data,
+            defaults.thresholds.refreshes_without_new_data,
+            DEFAULT_THRESHOLDS.refreshes_without_new_data,
         ),
     )
 
@@ -670,7 +724,7 @@ def _group_labels(
     return labels, problems
 
 
-def _merge_thresholds(*layers: ThresholdPair) -> ThresholdValues:
+def _merge_thresholds(*layers: ThresholdPair | CountThresholdPair) -> ThresholdValues:
     """The first layer that sets a severity wins: group, then defaults, then built-in."""
 
     def first(severity: Literal["warning", "critical"]) -> float | None:
@@ -680,6 +734,15 @@ def _merge_thresholds(*layers: ThresholdPair) -> ThresholdValues:
         )
 
     return ThresholdValues(warning=first("warning"), critical=first("critical"))
+
+
+def _merge_count_thresholds(*layers: CountThresholdPair) -> ThresholdValues:
+    """As ``_merge_thresholds``; a 0 that wins turns the severity off."""
+    merged = _merge_thresholds(*layers)
+    return ThresholdValues(
+        warning=float(merged.warning) if merged.warning else None,
+        critical=float(merged.critical) if merged.critical else None,
+    )
 
 
 def _suspicious(groups: Sequence[Group]) -> list[str]:

@@ -68,13 +68,18 @@ _SCHEDULE = {
     spec.name: _INDEX[spec.name]
     for spec in (m.REFRESH_DEADLINE_TIMESTAMP, m.REFRESH_OVERDUE, m.DATA_LAG_PERIODS)
 }
+_REFRESHES_WITHOUT_NEW_DATA = _INDEX[m.REFRESHES_WITHOUT_NEW_DATA.name]
+_REFRESHES_WITHOUT_NEW_DATA_THRESHOLD = _INDEX[m.REFRESHES_WITHOUT_NEW_DATA_THRESHOLD.name]
+_DATA_TIME_LAST_CHANGE = _INDEX[m.DATA_TIME_LAST_CHANGE.name]
 _PLAN_DATA_LAG = _INDEX[m.PLAN_DATA_LAG.name]
 _PLAN_REFRESH_AGE = _INDEX[m.PLAN_REFRESH_AGE.name]
 _PLAN_NOT_READY = _INDEX[m.PLAN_NOT_READY.name]
 _PLAN_POLL_SUCCESS = _INDEX[m.PLAN_POLL_SUCCESS.name]
+_PLAN_MISSING = _INDEX[m.PLAN_MISSING.name]
 _CIRCUIT_OPEN = _INDEX[m.TARGET_CIRCUIT_OPEN.name]
 _DURATIONS = _INDEX[m.POLL_DURATION.name]
 _ERRORS = _INDEX[m.POLL_ERRORS.name]
+_REGRESSIONS = _INDEX[m.DATA_TIME_REGRESSIONS.name]
 _REQUESTS = _INDEX[m.TARGET_REQUESTS.name]
 
 
@@ -124,6 +129,9 @@ def _add_group(
     add(_GROUP_INFO, 1.0, _info_labels(group) if group.labels else labels)
     _add_thresholds(add, _DATA_LAG_THRESHOLD, group.data_lag, head, tail)
     _add_thresholds(add, _REFRESH_AGE_THRESHOLD, group.refresh_age, head, tail)
+    _add_thresholds(
+        add, _REFRESHES_WITHOUT_NEW_DATA_THRESHOLD, group.refreshes_without_new_data, head, tail
+    )
     if snapshot.reading is not None:
         _add_reading(add, snapshot.reading, now)
     if group.schedule is not None or group.data_periods is not None:
@@ -137,6 +145,7 @@ def _add_group(
         add(_NEXT_POLL, snapshot.next_poll_time.timestamp())
     if snapshot.polled:
         add(_CONSECUTIVE, float(snapshot.consecutive_failures))
+    _add_changes(add, snapshot)
     _add_durations(lines[_DURATIONS], names[_DURATIONS], snapshot, head, tail)
     for reason, count in zip(REASONS, snapshot.errors, strict=True):
         if count:
@@ -162,6 +171,15 @@ def _add_reading(add: Callable[[int, float], None], reading: Reading, now: float
         add(_REFRESH_AGE, now - refresh_time)
 
 
+def _add_changes(add: Callable[[int, float], None], snapshot: GroupSnapshot) -> None:
+    changes = snapshot.changes
+    if snapshot.polled:
+        add(_REFRESHES_WITHOUT_NEW_DATA, float(changes.refreshes_without_new_data))
+        add(_REGRESSIONS, float(changes.regressions))
+    if changes.last_change_time is not None:
+        add(_DATA_TIME_LAST_CHANGE, changes.last_change_time.timestamp())
+
+
 def _add_plans(
     add: Callable[[int, float, str], None],
     snapshot: GroupSnapshot,
@@ -173,6 +191,8 @@ def _add_plans(
         plan_labels = f'{head},plan="{_escape(plan.plan)}",{tail}'
         if plan.poll_success is not None:
             add(_PLAN_POLL_SUCCESS, 1.0 if plan.poll_success else 0.0, plan_labels)
+        if plan.missing:
+            add(_PLAN_MISSING, 1.0, plan_labels)
         plan_reading = plan.reading
         if plan_reading is not None:
             add(_PLAN_NOT_READY, 1.0 if plan_reading.has_not_ready else 0.0, plan_labels)

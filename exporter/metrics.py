@@ -112,6 +112,26 @@ DATA_LAG_PERIODS = MetricSpec(
     f"Whole days or hours (data_granularity) that CAN's latestDateTime ({_FROM_LAST_POLL}) is behind the expected one (now minus expected_data_delay) in the schedule's time zone, 0 when not behind; computed at scrape time.",  # noqa: E501
     GROUP_LABELS,
 )
+DATA_TIME_REGRESSIONS = MetricSpec(
+    "aloudata_can_data_time_regressions",  # exposed as aloudata_can_data_time_regressions_total
+    "Successful polls whose latestDateTime was earlier than the last one seen (a rollback, or a backfill that rewrote older data); starts at 0 when the exporter starts or the group's plans change.",  # noqa: E501
+    GROUP_LABELS,
+)
+REFRESHES_WITHOUT_NEW_DATA = MetricSpec(
+    "aloudata_can_refreshes_without_new_data",
+    "Successful polls since latestDateTime last changed that saw CAN's latestRefreshTime advance while latestDateTime stayed the same; 0 once latestDateTime changes.",  # noqa: E501
+    GROUP_LABELS,
+)
+DATA_TIME_LAST_CHANGE = MetricSpec(
+    "aloudata_can_data_time_last_change_timestamp_seconds",
+    "Unix time of the poll that first saw the group's current latestDateTime; the first poll after the exporter starts or the group's plans change counts as a change.",  # noqa: E501
+    GROUP_LABELS,
+)
+REFRESHES_WITHOUT_NEW_DATA_THRESHOLD = MetricSpec(
+    "aloudata_can_refreshes_without_new_data_threshold",
+    "The group's configured threshold of refreshes without new data, by severity.",
+    (*GROUP_LABELS, "severity"),
+)
 TARGET_CIRCUIT_OPEN = MetricSpec(
     "aloudata_can_target_circuit_open",
     "1 while every group of the target fails and polls are held back to one probe at a time.",
@@ -140,6 +160,11 @@ PLAN_NOT_READY = MetricSpec(
 PLAN_POLL_SUCCESS = MetricSpec(
     "aloudata_can_plan_poll_success",
     "1 when the last poll of the plan alone gave a valid reading, else 0.",
+    PLAN_LABELS,
+)
+PLAN_MISSING = MetricSpec(
+    "aloudata_can_plan_missing",
+    "1 when CAN's last answer about the plan alone was that it does not exist (errorMsg 'Acceleration plan does not exist'); absent otherwise.",  # noqa: E501
     PLAN_LABELS,
 )
 

@@ -9,6 +9,9 @@ with the same interval do not all hit CAN in the same second, and every group is
 once right at start.
 
 A failing group backs off: its next poll moves out exponentially, up to its max_backoff.
+A ``per_plan: auto`` group is asked about as a whole; while its answer shows it unhealthy, its
+plans are asked about one by one as well (exporter.drilldown decides when and which to export).
+
 A target whose every group fails at the target level (timeouts, refused connections, 5xx,
 rejected credentials) opens its circuit: polls stop except one probe at a time, and the
 first answer closes it and brings the target's groups forward.
@@ -27,9 +30,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.can.client import CanClient, PollResult
-from exporter.can.models import CanError, Reading
+from exporter.can.models import CanError, FailureReason, Reading
 from exporter.clock import Clock
 from exporter.config import Config, Group, Target
+from exporter.drilldown import Drilldown, decide, offending, plans_to_ask
 from exporter.resilience import Circuit, CircuitChange, backoff_delay
 from exporter.sharding import group_hash
 from exporter.state import GroupKey, GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
@@ -68,6 +72,8 @@ class Poller:
         self._retired: set[asyncio.Task[None]] = set()
         self._awaiting_first_poll: set[GroupKey] = set()
         self._ready = False
+        # Auto groups whose drilldown has been logged as limited to drilldown_max_plans.
+        self._truncation_logged: set[GroupKey] = set()
 
     @property
     def ready(self) -> bool:
@@ -144,6 +150,8 @@ class Poller:
         try:
             # A probe asks about the group only, not each of its plans as well.
             result, plan_results = await _poll(client, group, per_plan=group.per_plan and not probe)
+            if group.drilldown and not probe:
+                plan_results = await self._drill_down(client, group, result)
         finally:
             if probe:
                 circuit.end_probe()
@@ -161,6 +169,41 @@ class Poller:
         if change is not None:
             self._circuit_changed(group.target, change, circuit)
         self._mark_polled(key)
+
+    async def _drill_down(
+        self, client: CanClient, group: Group, result: PollResult
+    ) -> dict[str, PollResult] | None:
+        """An auto group's plan results to store: the offending plans after asking each plan
+        while the group is unhealthy, none once it is healthy, None to keep the last ones."""
+        decision = decide(group, result, self._clock.now())
+        if decision is Drilldown.KEEP:
+            return None
+        if decision is Drilldown.CLEAR:
+            return {}
+        plans = plans_to_ask(group)
+        if len(plans) < len(group.plans) and group.key not in self._truncation_logged:
+            self._truncation_logged.add(group.key)
+            log.info(
+                "group has more plans than drilldown_max_plans; asking about the first ones only",
+                extra={
+                    "target": group.target,
+                    "group": group.name,
+                    "plans": len(group.plans),
+                    "drilldown_max_plans": group.drilldown_max_plans,
+                },
+            )
+        results = await _poll_each(client, group, plans)
+        found = offending(group, results, self._clock.now())
+        log.debug(
+            "drilldown",
+            extra={
+                "target": group.target,
+                "group": group.name,
+                "asked": len(plans),
+                "offending": len(found),
+            },
+        )
+        return found
 
     def _concurrency(self, target: str) -> int:
         known = self._targets.get(target)
@@ -253,11 +296,13 @@ class Poller:
     def _change_group(self, previous: Group, group: Group, *, new_client: bool) -> None:
         self._groups[group.key] = group
         snapshot = self._store.get(group.key) or GroupSnapshot(group)
-        same_plans = (previous.plan_key, previous.plans, previous.per_plan) == (
-            group.plan_key,
-            group.plans,
-            group.per_plan,
-        )
+        same_plans = (
+            previous.plan_key,
+            previous.plans,
+            previous.per_plan,
+            previous.drilldown,
+        ) == (group.plan_key, group.plans, group.per_plan, group.drilldown)
+        self._truncation_logged.discard(group.key)
         # A reading of other plans says nothing about the new ones.
         self._store.put(replace(snapshot, group=group) if same_plans else GroupSnapshot(group))
         # Thresholds, labels, timeout, backoff: the next poll reads them from _groups. Only new
@@ -277,6 +322,7 @@ class Poller:
             circuit.forget(name)
         self._store.remove(key)
         self._awaiting_first_poll.discard(key)
+        self._truncation_logged.discard(key)
         self._scheduler.remove_job(_job_id(key))
 
     def _schedule(self, group: Group) -> None:
@@ -321,6 +367,26 @@ async def _poll(
     return results[0], dict(zip(group.plans, results[1:], strict=True))
 
 
+async def _poll_each(
+    client: CanClient, group: Group, plans: tuple[str, ...]
+) -> dict[str, PollResult]:
+    """Ask about each plan alone, at most the target's max_concurrency at a time.
+
+    The client's semaphore and rate limit bound what CAN receives anyway; the few workers here
+    keep a drilldown to that many pending requests, not one task per plan.
+    """
+    results: dict[str, PollResult] = {}
+    queue = iter(plans)
+
+    async def work() -> None:
+        for plan in queue:
+            results[plan] = await client.poll(group.plan_key, [plan], group.timeout)
+
+    workers = min(len(plans), client.target.max_concurrency)
+    await asyncio.gather(*(work() for _ in range(workers)))
+    return {plan: results[plan] for plan in plans}
+
+
 async def _close_later(client: CanClient, delay: float) -> None:
     try:
         await asyncio.sleep(delay)
@@ -354,13 +420,16 @@ def _log_outcome(
         log.info("poll recovered", extra=fields)
     if result.reading is not None:
         _warn_future_times(fields, result.reading, previous.reading, now)
-    failed_before = {p.plan for p in previous.plans if p.poll_success is False}
+    before = {p.plan: p for p in previous.plans}
     for plan, plan_result in (plan_results or {}).items():
-        if plan_result.error is not None and plan not in failed_before:
-            log.warning(
-                "plan poll failed",
-                extra={**fields, "plan": plan, **_error_fields(plan_result.error)},
-            )
+        error = plan_result.error
+        if error is None:
+            continue
+        last = before.get(plan)
+        failed_before = last is not None and last.poll_success is False
+        newly_missing = error.reason is FailureReason.PLAN_NOT_FOUND and not (last and last.missing)
+        if not failed_before or newly_missing:
+            log.warning("plan poll failed", extra={**fields, "plan": plan, **_error_fields(error)})
 
 
 def _warn_future_times(

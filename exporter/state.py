@@ -52,6 +52,56 @@ class PlanSnapshot:
     plan: str
     reading: Reading | None = None
     poll_success: bool | None = None
+    # CAN's last answer about the plan alone said it does not exist.
+    missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataChanges:
+    """How the group's latestDateTime has moved between successful polls since the exporter
+    started (or since the group's plans last changed in the config).
+
+    ``data_time`` and ``refresh_time`` are the last non-null values seen, the baseline the
+    next reading is compared with; a null in a reading leaves its baseline as it was.
+    """
+
+    data_time: datetime | None = None
+    refresh_time: datetime | None = None
+    # latestDateTime moved backwards: a rollback, or a backfill that rewrote older data.
+    regressions: int = 0
+    # Polls since latestDateTime last changed that saw latestRefreshTime advance.
+    refreshes_without_new_data: int = 0
+    # The exporter's time of the poll that first saw the current latestDateTime.
+    last_change_time: datetime | None = None
+
+    def after(self, reading: Reading, now: datetime) -> DataChanges:
+        """The changes once a successful poll at ``now`` has read ``reading``."""
+        data_time = reading.latest_data_time
+        refresh_time = reading.latest_refresh_time or self.refresh_time
+        if data_time is None:
+            return replace(self, refresh_time=refresh_time)
+        if self.data_time is None or data_time != self.data_time:
+            # New data, or data going back: either way the streak of refreshes with the
+            # same data is over.
+            regressed = self.data_time is not None and data_time < self.data_time
+            return replace(
+                self,
+                data_time=data_time,
+                refresh_time=refresh_time,
+                regressions=self.regressions + int(regressed),
+                refreshes_without_new_data=0,
+                last_change_time=now,
+            )
+        refreshed = (
+            reading.latest_refresh_time is not None
+            and self.refresh_time is not None
+            and reading.latest_refresh_time > self.refresh_time
+        )
+        return replace(
+            self,
+            refresh_time=refresh_time,
+            refreshes_without_new_data=self.refreshes_without_new_data + int(refreshed),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +118,7 @@ class GroupSnapshot:
     plans: tuple[PlanSnapshot, ...] = ()
     consecutive_failures: int = 0
     next_poll_time: datetime | None = None
+    changes: DataChanges = DataChanges()
 
     @property
     def polled(self) -> bool:
@@ -83,9 +134,10 @@ def next_snapshot(
     now: datetime,
     plan_results: Mapping[str, PollResult] | None = None,
 ) -> GroupSnapshot:
-    """The snapshot after a poll: a failure keeps the last good reading.
+    """The snapshot after a poll: a failure keeps the last good reading and changes nothing.
 
-    Without ``plan_results`` (a group poll without its plan polls) the plans keep theirs.
+    Without ``plan_results`` (a group poll without its plan polls) the plans keep theirs;
+    with them, the plans are exactly those in ``plan_results``.
     """
     errors = previous.errors
     if result.error is not None:
@@ -106,6 +158,9 @@ def next_snapshot(
         if plan_results is not None
         else previous.plans,
         consecutive_failures=0 if succeeded else previous.consecutive_failures + 1,
+        changes=previous.changes.after(result.reading, now)
+        if result.reading is not None
+        else previous.changes,
     )
 
 
@@ -117,8 +172,17 @@ def _next_plans(
     for plan, result in results.items():
         last = before.get(plan, PlanSnapshot(plan))
         reading = result.reading if result.reading is not None else last.reading
-        plans.append(PlanSnapshot(plan, reading, result.reading is not None))
+        succeeded = result.reading is not None
+        plans.append(PlanSnapshot(plan, reading, succeeded, _missing(result, last)))
     return tuple(plans)
+
+
+def _missing(result: PollResult, last: PlanSnapshot) -> bool:
+    """Missing when CAN says so; present when it answers about the plan; else as before
+    (a timeout says nothing about whether the plan exists)."""
+    if result.error is not None and result.error.reason is FailureReason.PLAN_NOT_FOUND:
+        return True
+    return False if result.reading is not None else last.missing
 
 
 @dataclass(frozen=True, slots=True)

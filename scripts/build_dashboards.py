@@ -50,6 +50,7 @@ STATE_TEXTS = {0: ("Fresh", "green"), 1: ("Warning", "orange"), 2: ("Critical", 
 STATE_MAPPING = {**STATE_TEXTS, 3: ("Failing", "purple")}
 POLL_MAPPING = {0: ("Failing", "red"), 1: ("OK", "green")}
 NOT_READY_MAPPING = {0: ("Ready", "green"), 1: ("Not ready", "orange")}
+MISSING_MAPPING = {1: ("Does not exist", "red")}
 UP_MAPPING = {0: ("Down", "red"), 1: ("Up", "green")}
 RELOAD_MAPPING = {0: ("Failed", "red"), 1: ("OK", "green")}
 
@@ -699,17 +700,22 @@ def overview() -> Json:
     )
 
 
-def _against_thresholds(title: str, description: str, metric: str, threshold: str) -> Json:
+def _against_thresholds(
+    title: str, description: str, metric: str, threshold: str, unit: str = SECONDS
+) -> Json:
     scope = GROUP_SCOPE
     return timeseries(
         title,
         description + " Dashed lines: the group's warning (orange) and critical (red) thresholds.",
-        SECONDS,
+        unit,
         Query(selector(metric, scope), "{{group}}"),
         Query(selector(threshold, scope, severity="warning"), "{{group}} warning"),
         Query(selector(threshold, scope, severity="critical"), "{{group}} critical"),
         overrides=[dashed("B", "orange"), dashed("C", "red")],
     )
+
+
+LAST_CHANGE = "aloudata_can_data_time_last_change_timestamp_seconds"
 
 
 def group() -> Json:
@@ -900,9 +906,42 @@ def group() -> Json:
         ),
     )
 
-    layout.row("Plans (groups with per_plan: true)")
+    layout.row("Data changes")
+    layout.add(
+        8,
+        8,
+        timeseries(
+            "Data time regressions",
+            "Polls per $__rate_interval that saw CAN's latestDateTime earlier than the poll "
+            "before: a rollback, or a backfill that rewrote older data. Empty or 0 normally.",
+            SHORT,
+            Query(rate("aloudata_can_data_time_regressions_total", scope, "increase"), "{{group}}"),
+            bars=True,
+        ),
+        _against_thresholds(
+            "Refreshes without new data",
+            "Polls in a row that saw latestRefreshTime advance while latestDateTime stayed the "
+            "same; back to 0 when the data time changes.",
+            "aloudata_can_refreshes_without_new_data",
+            "aloudata_can_refreshes_without_new_data_threshold",
+            COUNT,
+        ),
+        timeseries(
+            "Time since the data time changed",
+            "Seconds since the exporter's poll that first saw the group's current latestDateTime. "
+            "It starts again from the exporter's start or a change of the group's plans.",
+            SECONDS,
+            Query(f"time() - {selector(LAST_CHANGE, scope)}", "{{group}}"),
+        ),
+    )
+
+    layout.row("Plans (per_plan: true, and per_plan: auto while the group is unhealthy)")
     plans = PLAN_SCOPE
-    per_plan = " Only groups with per_plan: true export plan-level series."
+    per_plan = (
+        " Groups with per_plan: true export every plan; per_plan: auto groups only the plans "
+        "that are missing, failing, not ready or over a warning threshold, while the group "
+        "itself is unhealthy."
+    )
     layout.add(
         12,
         8,
@@ -926,6 +965,20 @@ def group() -> Json:
         cell = "color-text" if mapping else "auto"
         return Column(title, max_by(PLAN_KEY, selector(metric, plans)), unit, mapping, cell)
 
+    layout.add(
+        24,
+        5,
+        table(
+            "Missing plans",
+            "Plans CAN says do not exist (errorMsg 'Acceleration plan does not exist'), from "
+            "aloudata_can_plan_missing: each makes every poll of the group fail with "
+            "plan_not_found. Empty when none is missing, and for groups with per_plan: false, "
+            "which never ask about a plan alone.",
+            ["job", "instance", "target", "group", "plan"],
+            [plan_column("Status", "aloudata_can_plan_missing", COUNT, MISSING_MAPPING)],
+            sort_by="Status",
+        ),
+    )
     layout.add(
         24,
         8,

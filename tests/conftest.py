@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from exporter.can.models import Reading
-from exporter.config import Config, Group, PlanKey, ThresholdValues, parse_config
+from exporter.config import (
+    DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
+    Config,
+    Group,
+    PlanKey,
+    ThresholdValues,
+    parse_config,
+)
 from exporter.schedule import DataPeriods, Schedule
 
 NOW = datetime(2024, 9, 2, 4, 0, 0, tzinfo=UTC)
@@ -30,6 +37,7 @@ def make_group(
     labels: tuple[tuple[str, str], ...] = (),
     schedule: Schedule | None = None,
     data_periods: DataPeriods | None = None,
+    refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
 ) -> Group:
     return Group(
         target=target,
@@ -44,6 +52,7 @@ def make_group(
         labels=labels,
         schedule=schedule,
         data_periods=data_periods,
+        refreshes_without_new_data=refreshes_without_new_data,
     )
 
 

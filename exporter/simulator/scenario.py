@@ -146,6 +146,15 @@ class Faults(BaseModel):
     flap: Flap | None = None
 
 
+class DataRollback(BaseModel):
+    """From `after` after the simulator started, the plan's data time is reported `by` earlier."""
+
+    model_config = _MODEL_CONFIG
+
+    after: Duration
+    by: PositiveDuration
+
+
 class Plan(BaseModel):
     model_config = _MODEL_CONFIG
 
@@ -158,7 +167,18 @@ class Plan(BaseModel):
     not_ready: bool = False
     never_refreshed: bool = False
     stalled_for: Duration = timedelta(0)
+    data_frozen_after: Duration | None = None
+    data_rollback: DataRollback | None = None
     faults: Faults = Field(default_factory=Faults)
+
+    @model_validator(mode="after")
+    def _data_changes_need_data(self) -> Self:
+        for key in ("data_frozen_after", "data_rollback"):
+            if self.never_refreshed and getattr(self, key) is not None:
+                raise PydanticCustomError(
+                    "plan", "{key} has no effect on a never_refreshed plan", {"key": key}
+                )
+        return self
 
 
 class Scenario(BaseModel):
@@ -242,11 +262,25 @@ def load_scenario(path: Path | str) -> Scenario:
 # A stalled plan computes them as if it were still `stalled_for` ago.
 
 
-def plan_data_time(plan: Plan, local_now: datetime) -> datetime | None:
-    """The plan's latest data time: `data_delay` before now, floored to its granularity."""
+def plan_data_time(
+    plan: Plan, local_now: datetime, started: datetime | None = None
+) -> datetime | None:
+    """The plan's latest data time: `data_delay` before now, floored to its granularity.
+
+    `started` is when the simulator started (None: now), which `data_frozen_after` and
+    `data_rollback` count from.
+    """
     if plan.never_refreshed:
         return None
-    data_time = local_now - plan.stalled_for - plan.data_delay
+    running_for = local_now - started if started is not None else timedelta(0)
+    data_now = local_now
+    frozen_after = plan.data_frozen_after
+    if frozen_after is not None and running_for > frozen_after:
+        data_now = local_now - (running_for - frozen_after)
+    data_time = data_now - plan.stalled_for - plan.data_delay
+    rollback = plan.data_rollback
+    if rollback is not None and running_for >= rollback.after:
+        data_time -= rollback.by
     if plan.data_granularity is Granularity.DAY:
         return data_time.replace(hour=0, minute=0, second=0, microsecond=0)
     if plan.data_granularity is Granularity.HOUR:
@@ -292,6 +326,14 @@ _RESET_REPLY = SimulatedReply(status=0, body=b"", content_type="text/plain", res
 
 
 @dataclass(frozen=True)
+class _Times:
+    """The request's time, and when the simulator started."""
+
+    now: datetime
+    started: datetime
+
+
+@dataclass(frozen=True)
 class _Selection:
     by_name: bool
     keys: tuple[str, ...]
@@ -304,10 +346,16 @@ def compute_reply(
     body: bytes,
     now: datetime,
     trace_id: str,
+    started: datetime | None = None,
 ) -> SimulatedReply:
-    """Answer one latestTime request the way CAN would at `now` (an aware datetime)."""
-    if now.tzinfo is None:
-        raise ValueError("now must be an aware datetime")
+    """Answer one latestTime request the way CAN would at `now` (an aware datetime).
+
+    `started` is when the simulator started serving (aware; None: now), for the plan keys that
+    count from it.
+    """
+    if now.tzinfo is None or (started is not None and started.tzinfo is None):
+        raise ValueError("now and started must be aware datetimes")
+    times = _Times(now, now if started is None else started)
     if not _is_authorized(scenario, headers):
         return _error_reply(401, "401", "authentication failed", trace_id)
     try:
@@ -326,12 +374,12 @@ def compute_reply(
         if (flap := plan.faults.flap) is not None and (left := flap.down_left(now)) is not None
     ]
     # Faults stand for trouble in front of the plan lookup (gateway, overload), so they win.
-    reply = _flap_reply(down, trace_id) or _fault_reply(known, scenario, now, trace_id)
+    reply = _flap_reply(down, trace_id) or _fault_reply(known, scenario, times, trace_id)
     if reply is None:
         reply = (
             _plan_not_found_reply(trace_id)
             if len(known) < len(requested)
-            else _success_reply(known, scenario, now, trace_id)
+            else _success_reply(known, scenario, times, trace_id)
         )
     # A hanging flap holds the answer until its down window ends.
     hangs = [left for flap, left in down if flap.mode is FlapMode.HANG]
@@ -383,7 +431,7 @@ def _flap_reply(down: Sequence[tuple[Flap, timedelta]], trace_id: str) -> Simula
 
 
 def _fault_reply(
-    plans: Sequence[Plan], scenario: Scenario, now: datetime, trace_id: str
+    plans: Sequence[Plan], scenario: Scenario, times: _Times, trace_id: str
 ) -> SimulatedReply | None:
     for plan in plans:
         if plan.faults.http_status is not None:
@@ -392,7 +440,7 @@ def _fault_reply(
         if plan.faults.api_error is not None:
             return _error_reply(200, "500", plan.faults.api_error, trace_id)
     if any(plan.faults.malformed_json for plan in plans):
-        complete = _success_reply(plans, scenario, now, trace_id).body
+        complete = _success_reply(plans, scenario, times, trace_id).body
         return SimulatedReply(status=200, body=complete[: len(complete) // 2])
     return None
 
@@ -408,10 +456,12 @@ def _http_status_reply(status: int) -> SimulatedReply:
 
 
 def _success_reply(
-    plans: Sequence[Plan], scenario: Scenario, now: datetime, trace_id: str
+    plans: Sequence[Plan], scenario: Scenario, times: _Times, trace_id: str
 ) -> SimulatedReply:
-    local_now = now.astimezone(scenario.zone)
-    data_times = [t for plan in plans if (t := plan_data_time(plan, local_now)) is not None]
+    local_now = times.now.astimezone(scenario.zone)
+    data_times = [
+        t for plan in plans if (t := plan_data_time(plan, local_now, times.started)) is not None
+    ]
     refresh_times = [t for plan in plans if (t := plan_refresh_time(plan, local_now)) is not None]
     data = {
         "hasNotReady": any(plan.not_ready or plan.never_refreshed for plan in plans),

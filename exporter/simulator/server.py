@@ -27,6 +27,7 @@ Now = Callable[[], datetime]
 
 _SCENARIO_KEY = web.AppKey("scenario", Scenario)
 _NOW_KEY: web.AppKey[Now] = web.AppKey("now")
+_STARTED_KEY = web.AppKey("started", datetime)
 
 
 def _utc_now() -> datetime:
@@ -44,6 +45,8 @@ def create_app(scenario: Scenario, now: Now = _utc_now) -> web.Application:
     app = web.Application()
     app[_SCENARIO_KEY] = scenario
     app[_NOW_KEY] = now
+    # The scenario's data_frozen_after and data_rollback count from here.
+    app[_STARTED_KEY] = now()
     app.router.add_post(LATEST_TIME_PATH, _latest_time)
     app.router.add_get(HEALTH_PATH, _healthy)
     return app
@@ -56,6 +59,7 @@ async def _latest_time(request: web.Request) -> web.Response:
         body=await request.read(),
         now=request.app[_NOW_KEY](),
         trace_id=_new_trace_id(),
+        started=request.app[_STARTED_KEY],
     )
     if reply.delay:
         await asyncio.sleep(reply.delay.total_seconds())

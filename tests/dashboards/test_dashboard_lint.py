@@ -420,6 +420,16 @@ def test_the_group_dashboard_shows_one_group(boards: dict[str, Json]) -> None:
     assert variables["plan"]["includeAll"]
 
 
+def test_the_group_dashboard_lists_missing_plans(boards: dict[str, Json]) -> None:
+    panels = {panel["title"]: panel for panel in boards["aloudata-can-group"]["panels"]}
+    missing = panels["Missing plans"]
+    assert missing["type"] == "table"
+    (target,) = missing["targets"]
+    assert "aloudata_can_plan_missing{" in target["expr"]
+    assert 'plan=~"$plan"' in target["expr"]
+    assert target["instant"]
+
+
 def test_committed_json_is_the_generator_output() -> None:
     problems = build_dashboards.stale_files(DASHBOARD_DIR)
     assert not problems, "\n".join(problems)

@@ -291,7 +291,7 @@ def test_exporter_check_config(layout: dict[str, Path]) -> None:
     config_path = _in(layout["exporter"], _image_config_path())
     result = run_exporter("--config.file", str(config_path), "--check-config")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "config ok: 1 targets, 7 groups"
+    assert result.stdout.strip() == "config ok: 1 targets, 8 groups"
 
 
 def test_prometheus_scrapes_the_exporter_and_alerts_alertmanager(
@@ -403,7 +403,7 @@ def test_compose_exporter_config_polls_the_simulator(
 
     result = run_exporter("--config.file", str(config_path), "--once")
     output = result.stdout + result.stderr
-    # The demo's deleted plan fails by design, and --once says so with its exit code.
+    # The demo's deleted plans fail by design, and --once says so with its exit code.
     assert result.returncode == 1, output
     table = _once_table(result.stdout)
     assert set(table) == {group.name for group in load_config(config_path, environ={}).groups}
@@ -412,7 +412,8 @@ def test_compose_exporter_config_polls_the_simulator(
         return parse_duration(table[group]["DATA LAG"])
 
     for group, row in table.items():
-        expected = "failed: plan_not_found" if group == "retired_dashboard" else "ok"
+        deleted_plan = group in {"retired_dashboard", "customer_support"}
+        expected = "failed: plan_not_found" if deleted_plan else "ok"
         assert row["STATUS"] == expected, f"{group}: {row}\n{output}"
     assert lag("sales_dashboard") < parse_duration("26h")
     assert lag("orders_realtime") < parse_duration("4h")

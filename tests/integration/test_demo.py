@@ -68,6 +68,27 @@ def test_demo_per_plan_group_names_the_stale_plan(demo: Exporter) -> None:
     assert group_lag == pytest.approx(stale, abs=5)
 
 
+def test_demo_auto_group_names_only_its_missing_plan(demo: Exporter) -> None:
+    samples = demo.scrape()
+    labels = {"target": "demo", "group": "customer_support"}
+    plan_series = {
+        (name, dict(series)["plan"]): value
+        for (name, series), value in samples.items()
+        if dict(series).get("group") == "customer_support" and "plan" in dict(series)
+    }
+    # The fresh plan is healthy, so only the missing one has plan-level series.
+    assert plan_series == {
+        ("aloudata_can_plan_missing", "1d2c3b4a59687706f5e4d3c2b1a09f8e"): 1.0,
+        ("aloudata_can_plan_poll_success", "1d2c3b4a59687706f5e4d3c2b1a09f8e"): 0.0,
+    }
+    assert samples[("aloudata_can_poll_success", frozenset(labels.items()))] == 0
+    # A group that never asks about a plan alone says nothing about which one is gone.
+    assert not any(
+        name == "aloudata_can_plan_missing" and dict(series)["group"] == "retired_dashboard"
+        for name, series in samples
+    )
+
+
 def test_demo_group_info_carries_the_configured_owners(demo: Exporter) -> None:
     owned = {"target": "demo", "group": "finance_report"}
     assert (

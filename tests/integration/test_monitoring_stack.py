@@ -43,6 +43,8 @@ EXPORTER_CONFIG = """
 defaults:
   interval: 2s
   timeout: 1s
+  # No critical by default; the dashboards draw it when set.
+  thresholds: {{refreshes_without_new_data: {{critical: 10}}}}
 targets:
   - name: sim
     url: {url}
@@ -72,6 +74,10 @@ groups:
     target: sim
     plan_ids: [aaaa0000000000000000000000000001, aaaa0000000000000000000000000002]
     per_plan: true
+  - name: drill_auto
+    target: sim
+    plan_ids: [aaaa0000000000000000000000000001, ffff0000000000000000000000000000]
+    per_plan: auto
 """
 
 
@@ -370,6 +376,24 @@ def test_late_group_schedule_alerts_reach_its_team(stack: Stack) -> None:
         assert alert["annotations"]["description"].endswith(f"Owner: {OWNER}.")
     (_, behind) = _delivered(stack, "AloudataCanDataPeriodsBehind", "lagging")[0]
     assert " is 4 period(s) " in behind["annotations"]["description"]
+
+
+def test_a_missing_plan_of_an_auto_group_is_named_in_its_alert(stack: Stack) -> None:
+    wait_for(
+        lambda: bool(_delivered(stack, "AloudataCanPlanMissing", "drill_auto")),
+        DATA_TIMEOUT,
+        "the auto group's plan missing alert",
+    )
+    alerts = _delivered(stack, "AloudataCanPlanMissing", "drill_auto")
+    # One alert, for the missing plan only: the fresh plan of the group has no series.
+    assert {alert["labels"]["plan"] for _, alert in alerts} == {"ffff0000000000000000000000000000"}
+    receiver, alert = alerts[0]
+    assert receiver == "data-platform-chat"
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["annotations"]["description"].startswith(
+        "CAN says plan ffff0000000000000000000000000000 of plan group drill_auto on target sim "
+        "does not exist"
+    )
 
 
 def test_fresh_group_raises_nothing(stack: Stack) -> None:

@@ -33,6 +33,8 @@ GROUP_INFO_JOIN = (
 # Compared with the group's schedule (applied by the exporter), not with exported thresholds.
 SCHEDULE_ALERTS = frozenset({"AloudataCanRefreshOverdue", "AloudataCanDataPeriodsBehind"})
 OWNER_SENTENCE = "{{ with $labels.owner }} Owner: {{ . }}.{{ end }}"
+# Freshness alerts with nothing to configure: a flag, and an event (data going backwards).
+UNTHRESHOLDED = {"AloudataCanPlanNotReady", "AloudataCanDataTimeRegressed"}
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -92,6 +94,15 @@ def test_promtool_test_rules() -> None:
             'aloudata_can_data_lag_periods{job="aloudata-can-exporter"} > 1',
             "data one period behind fires after 10 minutes",
         ),
+        # The count alert fires at its threshold, not only over it.
+        (
+            ">= ignoring(severity)",
+            "> ignoring(severity)",
+            "refreshes without new data exactly at the warning threshold fire",
+        ),
+        # Any regression fires, and for an hour.
+        ("[1h]) > 0", "[1h]) >= 0", "a data time going backwards fires after for elapses"),
+        ("[1h]) > 0", "[10m]) > 0", "a data time going backwards fires after for elapses"),
     ],
     ids=[
         "threshold-edge",
@@ -99,6 +110,9 @@ def test_promtool_test_rules() -> None:
         "join-without-instance",
         "overdue-zero",
         "periods-edge",
+        "count-threshold-edge",
+        "regression-zero",
+        "regression-window",
     ],
 )
 def test_promtool_test_rules_can_fail(
@@ -141,10 +155,10 @@ def test_freshness_alerts_compare_against_exported_thresholds() -> None:
     document = yaml.safe_load(ALERTS.read_text())
     freshness = next(g for g in document["groups"] if g["name"] == "aloudata-can-freshness")
     for rule in freshness["rules"]:
-        if rule["alert"] in SCHEDULE_ALERTS | {"AloudataCanPlanNotReady"}:
+        if rule["alert"] in SCHEDULE_ALERTS | UNTHRESHOLDED:
             continue
         severity = rule["labels"]["severity"]
-        assert "_threshold_seconds" in rule["expr"]
+        assert re.search(r"aloudata_can_\w+_threshold(_seconds)?\{", rule["expr"])
         assert f'severity="{severity}"' in rule["expr"]
 
 
@@ -167,7 +181,8 @@ def _is_group_level(rule: dict[str, Any]) -> bool:
     return (
         bool(names)
         and not re.search(r"\bby\s*\(", rule["expr"])
-        and all("group" in labels.get(name, ()) for name in names)
+        # A counter's MetricSpec is named without the _total it is exposed with.
+        and all("group" in labels.get(name.removesuffix("_total"), ()) for name in names)
     )
 
 
@@ -176,8 +191,11 @@ def test_the_group_level_alerts() -> None:
         "AloudataCanDataLagHigh",
         "AloudataCanRefreshStale",
         "AloudataCanPlanNotReady",
+        "AloudataCanPlanMissing",
         "AloudataCanPollFailing",
         *SCHEDULE_ALERTS,
+        "AloudataCanDataTimeRegressed",
+        "AloudataCanRefreshesWithoutNewData",
     }
 
 
@@ -260,6 +278,11 @@ def test_amtool_check_config() -> None:
             "data-platform-chat",
         ),
         (
+            ["alertname=AloudataCanPlanMissing", "severity=warning", "team=finance", "plan=p13"],
+            "finance-chat",
+        ),
+        (["alertname=AloudataCanPlanMissing", "severity=warning"], "data-platform-chat"),
+        (
             ["alertname=AloudataCanPlanNotReady", "severity=warning", "team=marketing"],
             "marketing-chat",
         ),
@@ -292,6 +315,14 @@ def test_amtool_check_config() -> None:
             "data-platform-pager",
         ),
         (["alertname=AloudataCanTargetFailing", "severity=critical"], "data-platform-pager"),
+        (
+            ["alertname=AloudataCanDataTimeRegressed", "severity=warning", "team=finance"],
+            "finance-chat",
+        ),
+        (
+            ["alertname=AloudataCanRefreshesWithoutNewData", "severity=critical", "group=x"],
+            "data-platform-pager",
+        ),
         (["alertname=AloudataCanExporterDown", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanExporterAbsent", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanConfigReloadFailed", "severity=warning"], "observability-chat"),

@@ -422,3 +422,103 @@ def test_requests_without_faulty_plans_are_unaffected(
 def test_now_must_be_aware(make_scenario: MakeScenario, auth_headers: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="aware"):
         _ask(make_scenario(DAILY), auth_headers, {"planIdList": ["d1"]}, NOW.replace(tzinfo=None))
+
+
+SECONDLY = {
+    "id": "s1",
+    "name": "secondly",
+    "data_delay": "0s",
+    "data_granularity": "second",
+    "refresh_every": "1m",
+}
+
+
+def _ask_since(
+    scenario: Scenario, headers: dict[str, str], started: datetime, now: datetime = NOW
+) -> Any:
+    body = json.dumps({"planIdList": [plan.id for plan in scenario.plans]}).encode()
+    reply = compute_reply(
+        scenario, headers=headers, body=body, now=now, trace_id=TRACE_ID, started=started
+    )
+    return _data(reply)
+
+
+def test_a_frozen_plan_keeps_its_data_time_while_refreshes_go_on(
+    make_scenario: MakeScenario, auth_headers: dict[str, str]
+) -> None:
+    scenario = make_scenario({**SECONDLY, "data_frozen_after": "10m"})
+    started = NOW - timedelta(hours=1)
+
+    # NOW is 04:30 in Shanghai; the data time stopped 10 minutes after the start, at 03:40.
+    seen = [
+        _ask_since(scenario, auth_headers, started, NOW + timedelta(minutes=minutes))
+        for minutes in (0, 1, 2)
+    ]
+    assert [data["latestDateTime"] for data in seen] == ["2024-09-02 03:40:00"] * 3
+    assert [data["latestRefreshTime"] for data in seen] == [
+        "2024-09-02 04:30:00",
+        "2024-09-02 04:31:00",
+        "2024-09-02 04:32:00",
+    ]
+
+
+def test_a_plan_not_yet_frozen_advances(
+    make_scenario: MakeScenario, auth_headers: dict[str, str]
+) -> None:
+    scenario = make_scenario({**SECONDLY, "data_frozen_after": "10m"})
+    data = _ask_since(scenario, auth_headers, NOW - timedelta(minutes=10))
+    assert data["latestDateTime"] == "2024-09-02 04:30:00"
+
+
+@pytest.mark.parametrize(
+    ("running_for", "expected"),
+    [
+        (timedelta(minutes=10) - timedelta(seconds=1), "2024-09-02 04:30:00"),
+        (timedelta(minutes=10), "2024-09-01 04:30:00"),
+        (timedelta(hours=5), "2024-09-01 04:30:00"),
+    ],
+)
+def test_a_rollback_reports_the_data_time_earlier_from_its_moment(
+    make_scenario: MakeScenario,
+    auth_headers: dict[str, str],
+    running_for: timedelta,
+    expected: str,
+) -> None:
+    scenario = make_scenario({**SECONDLY, "data_rollback": {"after": "10m", "by": "1d"}})
+    data = _ask_since(scenario, auth_headers, NOW - running_for)
+    assert data["latestDateTime"] == expected
+    assert data["latestRefreshTime"] == "2024-09-02 04:30:00"
+
+
+def test_a_rollback_is_subtracted_before_flooring_to_the_granularity(
+    make_scenario: MakeScenario, auth_headers: dict[str, str]
+) -> None:
+    # An hour back from 04:30 local on a daily plan with a day's delay: still 2024-09-01.
+    small = make_scenario({**DAILY, "data_rollback": {"after": "0s", "by": "1h"}})
+    assert _ask_since(small, auth_headers, NOW)["latestDateTime"] == "2024-09-01 00:00:00"
+    # Five hours back crosses local midnight: a day earlier.
+    large = make_scenario({**DAILY, "data_rollback": {"after": "0s", "by": "5h"}})
+    assert _ask_since(large, auth_headers, NOW)["latestDateTime"] == "2024-08-31 00:00:00"
+
+
+def test_without_a_start_time_the_simulator_has_just_started(
+    make_scenario: MakeScenario, auth_headers: dict[str, str]
+) -> None:
+    scenario = make_scenario(
+        {**SECONDLY, "data_rollback": {"after": "1s", "by": "1d"}},
+        {**SECONDLY, "id": "s2", "name": "frozen", "data_frozen_after": "0s"},
+    )
+    data = _data(_ask(scenario, auth_headers, {"planIdList": ["s1", "s2"]}))
+    assert data["latestDateTime"] == "2024-09-02 04:30:00"
+
+
+def test_started_must_be_aware(make_scenario: MakeScenario, auth_headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        compute_reply(
+            make_scenario(DAILY),
+            headers=auth_headers,
+            body=b'{"planIdList": ["d1"]}',
+            now=NOW,
+            trace_id=TRACE_ID,
+            started=datetime(2024, 9, 1),  # noqa: DTZ001 - naive on purpose
+        )

@@ -94,6 +94,24 @@ def test_durations_are_prometheus_style(tmp_path: Path, text: str, expected: tim
         ("{id: a, name: b, faults: {http_status: 200}}", "plans[0].faults.http_status: Input"),
         ("{id: a, name: b, faults: {latency: soon}}", "plans[0].faults.latency: invalid duration"),
         ("{name: b}", "plans[0].id: required key is missing"),
+        ("{id: a, name: b, data_frozen_after: -1h}", "plans[0].data_frozen_after: invalid"),
+        ("{id: a, name: b, data_rollback: 1h}", "plans[0].data_rollback: Input should be"),
+        (
+            "{id: a, name: b, data_rollback: {after: 1m}}",
+            "plans[0].data_rollback.by: required key is missing",
+        ),
+        (
+            "{id: a, name: b, data_rollback: {after: 1m, by: 0s}}",
+            "plans[0].data_rollback.by: must be longer than 0s",
+        ),
+        (
+            "{id: a, name: b, data_rollback: {after: 1m, by: 1h, until: 2m}}",
+            "plans[0].data_rollback.until: unknown key",
+        ),
+        (
+            "{id: a, name: b, never_refreshed: true, data_frozen_after: 1m}",
+            "plans[0]: data_frozen_after has no effect on a never_refreshed plan",
+        ),
     ],
 )
 def test_invalid_plan_names_the_key_path_and_file(tmp_path: Path, plan: str, problem: str) -> None:
@@ -196,3 +214,23 @@ def test_errors_never_echo_the_auth_value(tmp_path: Path) -> None:
 
     assert len(problems) == 2
     assert not any("s3cret" in problem for problem in problems)
+
+
+def test_data_change_keys(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        HEADER
+        + "plans:\n"
+        + "  - {id: a, name: frozen, data_frozen_after: 10m}\n"
+        + "  - {id: b, name: rolled, data_rollback: {after: 30s, by: 1d}}\n"
+        + "  - {id: c, name: plain}\n",
+    )
+    frozen, rolled, plain = load_scenario(path).plans
+    assert frozen.data_frozen_after == timedelta(minutes=10)
+    assert rolled.data_rollback is not None
+    assert (rolled.data_rollback.after, rolled.data_rollback.by) == (
+        timedelta(seconds=30),
+        timedelta(days=1),
+    )
+    assert plain.data_frozen_after is None
+    assert plain.data_rollback is None

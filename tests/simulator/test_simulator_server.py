@@ -165,6 +165,33 @@ async def test_flap_reset_drops_the_connection_then_recovers(
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
+async def test_data_changes_count_from_when_the_simulator_started(
+    make_scenario: Callable[..., Scenario], auth_headers: dict[str, str]
+) -> None:
+    scenario = make_scenario(
+        {
+            "id": "p",
+            "name": "p",
+            "data_delay": "0s",
+            "data_granularity": "second",
+            "data_rollback": {"after": "30s", "by": "1h"},
+        }
+    )
+    clock = [NOW]
+
+    async with (
+        await start_simulator(scenario, now=lambda: clock[0]) as simulator,
+        httpx.AsyncClient(base_url=simulator.base_url, headers=auth_headers) as client,
+    ):
+        clock[0] = NOW + timedelta(seconds=29)
+        before = (await client.post(LATEST_TIME_PATH, json=_ids("p"))).json()["data"]
+        clock[0] = NOW + timedelta(seconds=30)
+        after = (await client.post(LATEST_TIME_PATH, json=_ids("p"))).json()["data"]
+
+    assert before["latestDateTime"] == "2024-09-01 18:09:45"
+    assert after["latestDateTime"] == "2024-09-01 17:09:46"
+
+
 async def test_flap_hang_answers_when_the_window_ends(
     make_scenario: Callable[..., Scenario], auth_headers: dict[str, str]
 ) -> None:

@@ -175,6 +175,38 @@ def test_a_group_never_polled_exports_thresholds_but_no_reading(clock: FixedCloc
     )
 
 
+def test_change_detection_series_appear_with_the_first_poll(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    group = make_group(refreshes_without_new_data=ThresholdValues(None, 6.0))
+    store.put(GroupSnapshot(group))
+    registry = _registry(store, clock)
+    regressions = "aloudata_can_data_time_regressions_total"
+    streak = "aloudata_can_refreshes_without_new_data"
+    last_change = "aloudata_can_data_time_last_change_timestamp_seconds"
+    threshold = "aloudata_can_refreshes_without_new_data_threshold"
+
+    assert registry.get_sample_value(regressions, GROUP) is None
+    assert registry.get_sample_value(streak, GROUP) is None
+    assert registry.get_sample_value(threshold, {**GROUP, "severity": "critical"}) == 6
+    assert registry.get_sample_value(threshold, {**GROUP, "severity": "warning"}) is None
+
+    # A failed first poll: the counter starts at 0, but no data time has been seen.
+    store.put(next_snapshot(GroupSnapshot(group), _failed(FailureReason.TIMEOUT), NOW))
+    assert registry.get_sample_value(regressions, GROUP) == 0
+    assert registry.get_sample_value(streak, GROUP) == 0
+    assert registry.get_sample_value(last_change, GROUP) is None
+
+    snapshot = next_snapshot(GroupSnapshot(group), _ok(), NOW - timedelta(hours=1))
+    refreshed = make_reading(refresh_time=NOW)
+    snapshot = next_snapshot(snapshot, PollResult(refreshed, None, 0.1), NOW)
+    store.put(snapshot)
+    assert registry.get_sample_value(regressions, GROUP) == 0
+    assert registry.get_sample_value(streak, GROUP) == 1
+    assert registry.get_sample_value(last_change, GROUP) == (NOW - timedelta(hours=1)).timestamp()
+    # No created sample: the other counters have none either.
+    assert registry.get_sample_value("aloudata_can_data_time_regressions_created", GROUP) is None
+
+
 def test_plan_level_series(clock: FixedClock) -> None:
     store = SnapshotStore()
     group = make_group(plans=("a", "b"), per_plan=True)
@@ -196,6 +228,40 @@ def test_plan_level_series(clock: FixedClock) -> None:
     assert registry.get_sample_value("aloudata_can_plan_data_lag_seconds", plan_a) == 100800
     assert registry.get_sample_value("aloudata_can_plan_not_ready", plan_a) == 0
     assert registry.get_sample_value("aloudata_can_plan_data_lag_seconds", plan_b) is None
+
+
+def test_plan_missing_is_1_for_a_missing_plan_and_absent_for_the_others(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    group = make_group(plans=("a", "b", "c"), per_plan=True)
+    plan_results = {
+        "a": _ok(),
+        "b": _failed(FailureReason.PLAN_NOT_FOUND),
+        "c": _failed(FailureReason.TIMEOUT),
+    }
+    missing = _failed(FailureReason.PLAN_NOT_FOUND)
+    store.put(next_snapshot(GroupSnapshot(group), missing, NOW, plan_results))
+    registry = _registry(store, clock)
+
+    values = {
+        plan: registry.get_sample_value("aloudata_can_plan_missing", {**GROUP, "plan": plan})
+        for plan in ("a", "b", "c")
+    }
+    assert values == {"a": None, "b": 1.0, "c": None}
+
+
+def test_a_missing_plan_stays_missing_until_can_answers_about_it() -> None:
+    group = make_group(plans=("a",), per_plan=True)
+    gone = {"a": _failed(FailureReason.PLAN_NOT_FOUND)}
+    snapshot = next_snapshot(GroupSnapshot(group), gone["a"], NOW, gone)
+    assert snapshot.plans[0].missing
+    # A timeout says nothing about whether the plan exists.
+    snapshot = next_snapshot(snapshot, _ok(), NOW, {"a": _failed(FailureReason.TIMEOUT)})
+    assert snapshot.plans[0].missing
+    # Nor does a group poll without its plan polls (a probe).
+    snapshot = next_snapshot(snapshot, _ok(), NOW)
+    assert snapshot.plans[0].missing
+    snapshot = next_snapshot(snapshot, _ok(), NOW, {"a": _ok()})
+    assert snapshot.plans == (PlanSnapshot("a", make_reading(), poll_success=True, missing=False),)
 
 
 def test_plan_failure_keeps_the_plans_last_reading() -> None:
@@ -379,9 +445,17 @@ def test_groups_without_a_schedule_export_no_schedule_series(clock: FixedClock) 
 
 def _golden_store() -> SnapshotStore:
     store = SnapshotStore()
-    sales = make_group("sales", schedule=NIGHTLY, data_periods=T_MINUS_1)
-    fresh = next_snapshot(GroupSnapshot(sales), _ok(0.04), NOW)
-    store.put(fresh)
+    # Data rolled back 12 hours, then one refresh brought no new data.
+    day = datetime(2024, 9, 1, tzinfo=UTC)
+    sales = GroupSnapshot(make_group("sales", schedule=NIGHTLY, data_periods=T_MINUS_1))
+    for data_time, refresh_hour, at in (
+        (day + timedelta(hours=12), 1, NOW - timedelta(hours=3)),
+        (day, 2, NOW - timedelta(hours=2)),
+        (day, 3, NOW),
+    ):
+        reading = make_reading(data_time, day + timedelta(days=1, hours=refresh_hour))
+        sales = next_snapshot(sales, PollResult(reading, None, 0.04), at)
+    store.put(sales)
     failing = next_snapshot(
         GroupSnapshot(make_group("finance", labels=FINANCE_LABELS)),
         _ok(0.3),

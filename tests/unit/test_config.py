@@ -11,6 +11,7 @@ import trustme
 from pydantic import SecretStr
 
 from exporter.config import (
+    DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
     LATEST_TIME_PATH,
     AuthType,
     Config,
@@ -228,6 +229,38 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
         "zero threshold",
         doc(groups=group("    thresholds: {refresh_age: {critical: 0s}}\n")),
         ["groups[0].thresholds.refresh_age.critical: duration '0s' must be greater than zero"],
+    ),
+    (
+        "negative count threshold",
+        doc(groups=group("    thresholds: {refreshes_without_new_data: {warning: -1}}\n")),
+        [
+            "groups[0].thresholds.refreshes_without_new_data.warning: "
+            "Input should be greater than or equal to 0"
+        ],
+    ),
+    (
+        "count threshold written as a duration",
+        doc(head="defaults: {thresholds: {refreshes_without_new_data: {critical: 1h}}}\n"),
+        [
+            "defaults.thresholds.refreshes_without_new_data.critical: "
+            "Input should be a valid integer"
+        ],
+    ),
+    (
+        "count threshold quoted",
+        doc(groups=group("    thresholds: {refreshes_without_new_data: {warning: '3'}}\n")),
+        [
+            "groups[0].thresholds.refreshes_without_new_data.warning: "
+            "Input should be a valid integer"
+        ],
+    ),
+    (
+        "count threshold without a severity",
+        doc(groups=group("    thresholds: {refreshes_without_new_data: 3}\n")),
+        [
+            "groups[0].thresholds.refreshes_without_new_data: "
+            "Input should be a valid dictionary or instance of CountThresholdPair"
+        ],
     ),
     (
         "interval shorter than the group's timeout",
@@ -561,7 +594,39 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
             "targets[0].max_concurrency: Input should be greater than or equal to 1",
             "groups[0].interval: invalid duration 'soon': "
             "expected a form like 30s, 5m, 1h30m or 2d",
-            "groups[0].per_plan: Input should be a valid boolean, unable to interpret input",
+            "groups[0].per_plan: must be true, false or auto",
+        ],
+    ),
+    # per_plan: auto and its bound
+    (
+        "per_plan in capitals",
+        doc(groups=group("    per_plan: AUTO\n")),
+        ["groups[0].per_plan: must be true, false or auto"],
+    ),
+    (
+        "per_plan empty",
+        doc(groups=group("    per_plan:\n")),
+        ["groups[0].per_plan: must be true, false or auto"],
+    ),
+    (
+        "drilldown_max_plans zero",
+        doc(groups=group("    per_plan: auto\n    drilldown_max_plans: 0\n")),
+        ["groups[0].drilldown_max_plans: Input should be greater than or equal to 1"],
+    ),
+    (
+        "drilldown_max_plans a fraction",
+        doc(head="defaults:\n  drilldown_max_plans: 2.5\n"),
+        [
+            "defaults.drilldown_max_plans: Input should be a valid integer, "
+            "got a number with a fractional part"
+        ],
+    ),
+    (
+        "drilldown_max_plans a word",
+        doc(groups=group("    per_plan: auto\n    drilldown_max_plans: all\n")),
+        [
+            "groups[0].drilldown_max_plans: Input should be a valid integer, "
+            "unable to parse string as an integer"
         ],
     ),
     (
@@ -797,6 +862,67 @@ def test_rate_limit_and_max_backoff() -> None:
     config = parse_config(text, environ=ENV)
     assert config.targets["prod"].rate_limit == 2.5
     assert [g.max_backoff for g in config.groups] == [1800.0, 1200.0]
+
+
+def test_refreshes_without_new_data_thresholds_merge_and_zero_turns_a_severity_off() -> None:
+    text = doc(
+        head="defaults:\n  thresholds: {refreshes_without_new_data: {critical: 8}}\n",
+        groups=group(name="plain")
+        + group("    thresholds: {refreshes_without_new_data: {warning: 5}}\n", name="five")
+        + group(
+            "    thresholds: {refreshes_without_new_data: {warning: 0, critical: 0}}\n",
+            name="disabled",
+        ),
+    )
+    plain, five, disabled = parse_config(text, environ=ENV).groups
+    assert plain.refreshes_without_new_data == ThresholdValues(3.0, 8.0)
+    assert five.refreshes_without_new_data == ThresholdValues(5.0, 8.0)
+    assert disabled.refreshes_without_new_data == ThresholdValues(None, None)
+
+
+def test_the_built_in_refreshes_threshold_is_the_groups_default() -> None:
+    (only,) = parse_config(doc(), environ=ENV).groups
+    assert only.refreshes_without_new_data == ThresholdValues(3.0, None)
+    assert only.refreshes_without_new_data == DEFAULT_REFRESHES_WITHOUT_NEW_DATA
+
+
+@pytest.mark.parametrize(
+    ("written", "per_plan", "drilldown"),
+    [
+        ("", False, False),
+        ("    per_plan: false\n", False, False),
+        ("    per_plan: no\n", False, False),
+        ("    per_plan: true\n", True, False),
+        ("    per_plan: 1\n", True, False),
+        ("    per_plan: auto\n", False, True),
+        ('    per_plan: "auto"\n', False, True),
+    ],
+)
+def test_per_plan_is_true_false_or_auto(written: str, per_plan: bool, drilldown: bool) -> None:
+    (only,) = parse_config(doc(groups=group(written)), environ=ENV).groups
+    assert (only.per_plan, only.drilldown) == (per_plan, drilldown)
+
+
+def test_drilldown_max_plans_defaults_to_50_and_the_group_wins() -> None:
+    groups = group("    per_plan: auto\n") + group(
+        "    per_plan: auto\n    drilldown_max_plans: 3\n",
+        name="small",
+        plans="    plan_ids: [p3]\n",
+    )
+    config = parse_config(doc(groups=groups), environ=ENV)
+    assert [g.drilldown_max_plans for g in config.groups] == [50, 3]
+    config = parse_config(
+        doc(groups=groups, head="defaults:\n  drilldown_max_plans: 7\n"), environ=ENV
+    )
+    assert [g.drilldown_max_plans for g in config.groups] == [7, 3]
+    assert config.warnings == ()
+
+
+def test_drilldown_max_plans_without_auto_is_a_warning() -> None:
+    config = parse_config(doc(groups=group("    drilldown_max_plans: 5\n")), environ=ENV)
+    assert config.warnings == (
+        "groups[0].drilldown_max_plans: has no effect unless per_plan is auto",
+    )
 
 
 def test_interval_equal_to_timeout_is_allowed() -> None:

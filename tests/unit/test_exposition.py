@@ -61,6 +61,29 @@ def test_label_values_are_escaped_like_prometheus_client(clock: FixedClock, name
     assert exposition.render() == _reference(exposition)
 
 
+def test_plan_level_series_of_an_auto_group_render_identically(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    group = replace(make_group(plans=("fresh", "gone", "slow", "late")), drilldown=True)
+    late = PollResult(make_reading(not_ready=True), None, 0.1)
+    offending = {
+        "gone": PollResult(None, CanError(FailureReason.PLAN_NOT_FOUND, "gone"), 0.1),
+        "slow": _failed(FailureReason.TIMEOUT),
+        "late": late,
+    }
+    snapshot = next_snapshot(GroupSnapshot(group), offending["gone"], NOW, offending)
+    store.put(snapshot)
+    text = exposition.render()
+    assert text == _reference(exposition)
+    assert b'aloudata_can_plan_missing{group="sales",plan="gone",target="prod"} 1.0\n' in text
+    assert text.count(b"aloudata_can_plan_missing{") == 1
+
+    store.put(next_snapshot(snapshot, _ok(), NOW, {}))
+    text = exposition.render()
+    assert text == _reference(exposition)
+    assert b'plan="' not in text
+
+
 @pytest.mark.parametrize(
     "value",
     [

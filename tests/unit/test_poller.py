@@ -14,7 +14,7 @@ from pytest_httpx import HTTPXMock
 from exporter.clock import FixedClock, SystemClock
 from exporter.config import LATEST_TIME_PATH, Config
 from exporter.poller import Poller
-from exporter.state import SnapshotStore
+from exporter.state import DataChanges, SnapshotStore
 from tests.conftest import CAN_MISSING_BODY, CAN_OK_BODY, NOW, config_for
 
 URL = "http://can.test"
@@ -215,6 +215,37 @@ async def test_a_reload_that_adds_a_schedule_keeps_the_poll_and_takes_the_schedu
     assert snapshot.group.schedule is not None
     assert snapshot.group.schedule.refresh_cron == "30 2 * * *"
     assert snapshot.group.data_periods is not None
+
+
+async def test_change_detection_survives_a_threshold_reload_but_not_a_plan_change(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock, clock: FixedClock
+) -> None:
+    later = {**OK_BODY, "data": {**OK_BODY["data"], "latestRefreshTime": "2024-09-02 03:30:00"}}
+    httpx_mock.add_response(url=ENDPOINT, json=OK_BODY)
+    httpx_mock.add_response(url=ENDPOINT, json=later)
+    key = ("prod", "a")
+    poller.apply(_config("  - {name: a, target: prod, plan_ids: [p1]}\n"))
+    await poller.poll_group(key)
+    clock.at = NOW + timedelta(minutes=1)
+    await poller.poll_group(key)
+
+    poller.apply(
+        _config(
+            "  - {name: a, target: prod, plan_ids: [p1],"
+            " thresholds: {refreshes_without_new_data: {warning: 5}}}\n"
+        )
+    )
+    kept = store.get(key)
+    assert kept is not None
+    assert kept.group.refreshes_without_new_data.warning == 5
+    assert kept.changes.refreshes_without_new_data == 1
+    assert kept.changes.last_change_time == NOW
+
+    # Other plans: the old data time is no baseline for theirs.
+    poller.apply(_config("  - {name: a, target: prod, plan_ids: [p1, p2]}\n"))
+    fresh = store.get(key)
+    assert fresh is not None
+    assert fresh.changes == DataChanges()
 
 
 async def test_a_target_change_replaces_its_client(
