@@ -81,6 +81,9 @@ def render_table(snapshots: Sequence[GroupSnapshot], now: datetime) -> str:
         for row in rows
     ]
     for snapshot in snapshots:
+        where = f"{snapshot.group.target}/{snapshot.group.name}"
         if snapshot.last_error:
-            lines.append(f"{snapshot.group.target}/{snapshot.group.name}: {snapshot.last_error}")
+            lines.append(f"{where}: {snapshot.last_error}")
+        # Named by the per-plan requests (per_plan: true, or auto's drilldown).
+        lines.extend(f"{where}: plan {p.plan} does not exist" for p in snapshot.plans if p.missing)
     return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from exporter.can.client import PollResult
 from exporter.can.models import CanError, FailureReason
 from exporter.report import describe_status, format_until, render_table
-from exporter.state import GroupSnapshot, next_snapshot
+from exporter.state import GroupSnapshot, PlanSnapshot, next_snapshot
 from tests.conftest import NOW, make_group, make_reading
 
 
@@ -41,3 +41,14 @@ def test_table_shows_the_next_poll_of_a_backed_off_group() -> None:
     assert row.split()[:3] == ["prod", "sales", "failed:"]
     assert row.endswith("in 8m")
     assert detail == "prod/sales: HTTP 503"
+
+
+def test_table_names_the_plans_can_says_do_not_exist() -> None:
+    group = make_group(plans=("p1", "gone", "p3"))
+    snapshot = next_snapshot(GroupSnapshot(group), _failed(FailureReason.PLAN_NOT_FOUND), NOW)
+    plans = (
+        PlanSnapshot("p1", make_reading(), True),
+        PlanSnapshot("gone", None, False, missing=True),
+    )
+    lines = render_table([replace(snapshot, plans=plans)], NOW).splitlines()
+    assert lines[2:] == ["prod/sales: HTTP 503", "prod/sales: plan gone does not exist"]
