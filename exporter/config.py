@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -144,6 +145,15 @@ def _per_plan(value: Any) -> bool | str:
 PerPlan = Annotated[bool | Literal["auto"], BeforeValidator(_per_plan)]
 DrilldownMaxPlans = Annotated[int, Field(ge=1)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
+
+
+def _zone_name(zone: str) -> str:
+    load_zone(zone)
+    return zone
+
+
+# An IANA zone name, checked when the config loads and kept as written.
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
 Plan = Annotated[str, Field(min_length=1, max_length=512)]
 
 
@@ -196,7 +206,7 @@ DEFAULT_GRACE = 3600.0
 class ScheduleSettings(_Model):
     # "" removes a refresh_cron inherited from defaults.schedule.
     refresh_cron: str | None = None
-    timezone: str | None = None
+    timezone: ZoneName | None = None
     grace: NonNegativeDuration | None = None
 
     @field_validator("refresh_cron")
@@ -205,13 +215,6 @@ class ScheduleSettings(_Model):
         if expression:
             cron_trigger(expression, UTC)
         return expression
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, zone: str | None) -> str | None:
-        if zone is not None:
-            load_zone(zone)
-        return zone
 
 
 class Defaults(_Model):
@@ -257,7 +260,7 @@ class TargetSettings(_Model):
     url: str
     tenant_id: Annotated[str, Field(min_length=1)]
     auth: AuthSettings
-    timezone: str | None = None
+    timezone: ZoneName | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 8
     rate_limit: Annotated[float, Field(gt=0, le=100_000)] | None = None
     timeout: Duration | None = None
@@ -274,13 +277,6 @@ class TargetSettings(_Model):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
         return url.rstrip("/")
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, zone: str | None) -> str | None:
-        if zone is not None:
-            load_zone(zone)
-        return zone
 
 
 class GroupSettings(_Model):
