@@ -213,7 +213,8 @@ def schedule_values(
         and reading.latest_data_time is not None
     ):
         behind = group.data_periods.behind(reading.latest_data_time.timestamp(), now)
-        yield m.DATA_LAG_PERIODS, float(behind)
+        if behind is not None:
+            yield m.DATA_LAG_PERIODS, float(behind)
 
 
 def _plan_values(reading: Reading, now: float) -> Iterator[tuple[m.MetricSpec, float]]:

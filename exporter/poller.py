@@ -86,6 +86,11 @@ class Poller:
         if running:
             # One wake-up for the whole batch instead of one per added job.
             self._scheduler.pause()
+        rezoned = {
+            name
+            for name, target in config.targets.items()
+            if name in self._targets and self._targets[name].timezone != target.timezone
+        }
         changed_targets = self._apply_targets(config.targets)
         wanted = {group.key: group for group in config.groups}
         for key in self._groups.keys() - wanted.keys():
@@ -95,7 +100,12 @@ class Poller:
             if previous is None:
                 self._add_group(group)
             elif previous != group or group.target in changed_targets:
-                self._change_group(previous, group, new_client=group.target in changed_targets)
+                self._change_group(
+                    previous,
+                    group,
+                    new_client=group.target in changed_targets,
+                    rezoned=group.target in rezoned,
+                )
         if not self._ready and not running:
             self._awaiting_first_poll = set(wanted)
             self._ready = not wanted
@@ -170,6 +180,9 @@ class Poller:
             self._circuit_changed(group.target, change, circuit)
         self._mark_polled(key)
 
+    def _current(self, client: CanClient, group: Group) -> bool:
+        return self._clients.get(group.target) is client and self._groups.get(group.key) == group
+
     async def _drill_down(
         self, client: CanClient, group: Group, result: PollResult
     ) -> dict[str, PollResult] | None:
@@ -192,7 +205,7 @@ class Poller:
                     "drilldown_max_plans": group.drilldown_max_plans,
                 },
             )
-        results = await _poll_each(client, group, plans)
+        results = await _poll_each(client, group, plans, lambda: self._current(client, group))
         found = offending(group, results, self._clock.now())
         log.debug(
             "drilldown",
@@ -293,9 +306,16 @@ class Poller:
         self._store.put(GroupSnapshot(group))
         self._schedule(group)
 
-    def _change_group(self, previous: Group, group: Group, *, new_client: bool) -> None:
+    def _change_group(
+        self, previous: Group, group: Group, *, new_client: bool, rezoned: bool = False
+    ) -> None:
         self._groups[group.key] = group
         snapshot = self._store.get(group.key) or GroupSnapshot(group)
+        if rezoned:
+            # The same CAN text read in another zone is another instant: comparing it with the
+            # old baseline would count a regression (or an advance) that never happened.
+            changes = replace(snapshot.changes, data_time=None, refresh_time=None)
+            snapshot = replace(snapshot, changes=changes)
         same_plans = (
             previous.plan_key,
             previous.plans,
@@ -368,7 +388,7 @@ async def _poll(
 
 
 async def _poll_each(
-    client: CanClient, group: Group, plans: tuple[str, ...]
+    client: CanClient, group: Group, plans: tuple[str, ...], current: Callable[[], bool]
 ) -> dict[str, PollResult]:
     """Ask about each plan alone, at most the target's max_concurrency at a time.
 
@@ -380,11 +400,15 @@ async def _poll_each(
 
     async def work() -> None:
         for plan in queue:
+            # A reload replaced the client (closed soon after) or the group: the poll's
+            # result will be dropped, so CAN is asked nothing more for it.
+            if not current():
+                return
             results[plan] = await client.poll(group.plan_key, [plan], group.timeout)
 
     workers = min(len(plans), client.target.max_concurrency)
     await asyncio.gather(*(work() for _ in range(workers)))
-    return {plan: results[plan] for plan in plans}
+    return {plan: results[plan] for plan in plans if plan in results}
 
 
 async def _close_later(client: CanClient, delay: float) -> None:

@@ -127,6 +127,12 @@ def cron_trigger(expression: str, zone: tzinfo) -> Any:
             f"invalid cron expression {expression!r}: write the day of week as names "
             "(mon-fri, sun), not numbers: APScheduler counts 0 as Monday, cron as Sunday"
         )
+    if len(fields) == 5 and "*" not in (fields[2], fields[4]):
+        # Cron fires when either matches; APScheduler only when both do.
+        raise ValueError(
+            f"invalid cron expression {expression!r}: restrict the day of month or the day of "
+            "week, not both: cron fires when either matches, APScheduler only when both do"
+        )
     try:
         trigger = CronTrigger.from_crontab(expression, timezone=zone)
     except ValueError as exc:
@@ -213,16 +219,22 @@ class DataPeriods:
     expected_delay: float
     zone: tzinfo
 
-    def behind(self, data_time: float, now: float) -> int:
+    def behind(self, data_time: float, now: float) -> int | None:
         """Whole periods from the data's period back to the expected one; 0 when not behind.
 
         The expected period is ``now - expected_delay`` on the zone's wall clock (``1d`` is the
         same time yesterday across a DST change), floored to the day or hour. Periods are
         counted on the wall clock too: days are calendar days; the hour a spring-forward skips
-        counts as one, and the hour a fall-back repeats counts once.
+        counts as one, and the hour a fall-back repeats counts once. None when the data time
+        has no date in the schedule's zone (past year 9999 there).
         """
         expected = _expected_period(now, self.zone, self.granularity, self.expected_delay)
-        data = _data_period(data_time, self.zone, self.granularity)
+        try:
+            data = _data_period(data_time, self.zone, self.granularity)
+        except (OverflowError, ValueError):
+            # A "max date" such as 9999-12-31 23:00 in the target's zone can be past year 9999
+            # in the schedule's: no period to count, and no reason to fail the whole scrape.
+            return None
         if self.granularity is Granularity.DAY:
             return max(0, (expected - data).days)
         return max(0, (expected - data) // timedelta(hours=1))

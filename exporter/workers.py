@@ -46,11 +46,17 @@ class TargetWorkers(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 has no
         queue.append((job, run_times))
         workers = self._workers.setdefault(target, set())
         if len(workers) < max(1, self._concurrency(target)):
-            task = asyncio.get_running_loop().create_task(self._work(queue))
-            workers.add(task)
-            task.add_done_callback(workers.discard)
+            workers.add(asyncio.get_running_loop().create_task(self._work(queue, workers)))
 
-    async def _work(self, queue: deque[_Run]) -> None:
+    async def _work(self, queue: deque[_Run], workers: set[asyncio.Task[None]]) -> None:
+        try:
+            await self._run_queued(queue)
+        finally:
+            # Leave the set before this task is done: a run submitted in the same loop turn
+            # (a job.modify() in the poll wakes the scheduler) must start a new worker.
+            workers.discard(asyncio.current_task())
+
+    async def _run_queued(self, queue: deque[_Run]) -> None:
         while queue and self._accepting:
             job, run_times = queue.popleft()
             try:

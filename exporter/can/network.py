@@ -78,8 +78,11 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             # httpcore asks this of an idle kept-alive connection before reusing it: readable
-            # then means CAN closed it (or sent something unasked), so it is not reused.
-            return self._reader.at_eof() or self._writer.transport.is_closing()
+            # then means CAN closed it or sent something unasked (a proxy's "408 Request
+            # Timeout" before it closes, say), so it is not reused. asyncio has already read
+            # whatever arrived into the reader's buffer, which has no public size.
+            unread = bool(getattr(self._reader, "_buffer", b""))
+            return unread or self._reader.at_eof() or self._writer.transport.is_closing()
         if info == "ssl_object":
             return self._writer.get_extra_info("ssl_object")
         if info == "client_addr":

@@ -194,3 +194,30 @@ async def test_nothing_listening_is_a_connection_failure(
     assert result.error is not None
     assert result.error.reason is FailureReason.CONNECTION
     assert "Connect call failed" in result.error.message
+
+
+async def test_a_connection_with_unasked_bytes_is_not_reused(
+    client_for: Callable[[Target], CanClient],
+) -> None:
+    """A proxy may answer an idle connection with "408 Request Timeout" and close it; that
+    answer must not be read as the next poll's."""
+    can = Can()
+
+    async def answer_then_408(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        can.connections += 1
+        try:
+            await can._answer_one(reader, writer)
+            await asyncio.sleep(0.05)
+            writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.5)  # not closed yet when the next poll comes
+        finally:
+            writer.close()
+
+    async for port in _serve(answer_then_408):
+        client = client_for(_target(f"http://127.0.0.1:{port}"))
+        assert (await client.poll(PlanKey.IDS, ["p1"], 5.0)).error is None
+        await asyncio.sleep(0.15)  # the 408 has arrived
+        second = await client.poll(PlanKey.IDS, ["p1"], 5.0)
+    assert second.error is None, second.error
+    assert can.connections == 2

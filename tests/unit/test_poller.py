@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -299,3 +301,22 @@ async def test_the_scheduler_polls_at_start_and_again_each_interval(
         await poller.stop(grace_seconds=1)
     assert len(requests) >= 2
     assert requests[1] - requests[0] >= 0.5
+
+
+async def test_a_timezone_fix_on_reload_counts_no_data_time_regression(
+    poller: Poller, store: SnapshotStore, clock: FixedClock, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, json=OK_BODY, is_reusable=True)
+    key = ("prod", "a")
+    poller.apply(config_for(URL, "  - {name: a, target: prod, plan_ids: [p1]}\n"))
+    await poller.poll_group(key)
+    # The same CAN text read in Shanghai instead of UTC is eight hours earlier.
+    zoned = config_for(URL, "  - {name: a, target: prod, plan_ids: [p1]}\n")
+    target = replace(zoned.targets["prod"], timezone=ZoneInfo("Asia/Shanghai"))
+    poller.apply(replace(zoned, targets={"prod": target}))
+    clock.at = NOW + timedelta(minutes=1)
+    await poller.poll_group(key)
+    snapshot = store.get(key)
+    assert snapshot is not None
+    assert snapshot.changes.regressions == 0
+    assert snapshot.changes.data_time == datetime(2024, 8, 31, 16, tzinfo=UTC)

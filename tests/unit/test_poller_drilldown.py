@@ -52,18 +52,27 @@ LAGGING = _body("2024-08-30 00:00:00")  # 76 h: over it
 def _config(
     group: str = "per_plan: auto", *, plans: list[str] = PLANS, concurrency: int = 8
 ) -> Config:
-    text = f"""
+    return parse_config(_config_text(group, plans=plans, concurrency=concurrency), environ={})
+
+
+def _config_text(
+    group: str = "per_plan: auto",
+    *,
+    plans: list[str] = PLANS,
+    concurrency: int = 8,
+    apikey: str = "s3cret-value",
+) -> str:
+    return f"""
 targets:
   - name: prod
     url: {URL}
     tenant_id: "10001"
-    auth: {{type: APIKEY, value: s3cret-value}}
+    auth: {{type: APIKEY, value: {apikey}}}
     timezone: UTC
     max_concurrency: {concurrency}
 groups:
   - {{name: wide, target: prod, plan_ids: {json.dumps(plans)}, {group}}}
 """
-    return parse_config(text, environ={})
 
 
 class FakeCan:
@@ -358,3 +367,33 @@ async def test_switching_per_plan_to_auto_by_reload_starts_afresh(
     snapshot = store.get(KEY)
     assert snapshot is not None
     assert snapshot.group.drilldown
+
+
+async def test_a_reload_during_a_drilldown_stops_it_without_an_error(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    asked: list[list[str]] = []
+    reloaded = asyncio.Event()
+    plan_asked = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        plans: list[str] = json.loads(request.content)["planIdList"]
+        asked.append(plans)
+        if len(plans) > 1:
+            return httpx.Response(200, json=CAN_MISSING_BODY)
+        plan_asked.set()
+        await reloaded.wait()
+        return httpx.Response(200, json=FRESH)
+
+    httpx_mock.add_callback(answer, url=ENDPOINT, is_reusable=True)
+    poller.apply(_config(concurrency=1))
+    polling = asyncio.create_task(poller.poll_group(KEY))
+    await asyncio.wait_for(plan_asked.wait(), 5)  # the group, then the first plan
+    # New credentials: a new client; the old one is closed after its timeout.
+    poller.apply(parse_config(_config_text(concurrency=1, apikey="rotated"), environ={}))
+    reloaded.set()
+    await asyncio.wait_for(polling, 5)  # no "CanClient is closed" from the 18 plans left
+    assert len(asked) == 2
+    snapshot = store.get(KEY)
+    assert snapshot is not None
+    assert not snapshot.polled  # the stale result was dropped

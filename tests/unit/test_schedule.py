@@ -172,6 +172,7 @@ def test_schedules_with_the_same_settings_share_one_cache() -> None:
         ("0 2 * * 1-5", "write the day of week as names (mon-fri, sun), not numbers"),
         ("0 2 * * */2", "not numbers: APScheduler counts 0 as Monday, cron as Sunday"),
         ("0 0 30 2 *", "it never fires"),
+        ("0 9 1 * mon", "restrict the day of month or the day of week, not both"),
         ("@daily", "Wrong number of fields; got 1, expected 5"),
     ],
 )
@@ -235,3 +236,12 @@ def test_hours_are_counted_on_the_wall_clock_across_dst_changes() -> None:
     second_one_thirty = at(NEW_YORK, 2025, 11, 2, 1, 30, fold=1)
     assert periods.behind(at(NEW_YORK, 2025, 11, 2, 1), second_one_thirty) == 0
     assert periods.behind(at(NEW_YORK, 2025, 11, 2, 0), second_one_thirty) == 1
+
+
+def test_a_data_time_past_year_9999_in_the_schedule_zone_counts_no_periods() -> None:
+    # 9999-12-31 23:00 UTC, a "max date" some pipelines write, is year 10000 in Tokyo.
+    data_time = datetime(9999, 12, 31, 23, tzinfo=UTC).timestamp()
+    periods = DataPeriods(Granularity.DAY, 0.0, ZoneInfo("Asia/Tokyo"))
+    now = datetime(2024, 9, 2, 4, tzinfo=UTC).timestamp()
+    assert periods.behind(data_time, now) is None
+    assert DataPeriods(Granularity.DAY, 0.0, UTC).behind(data_time, now) == 0

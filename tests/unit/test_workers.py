@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pytest_httpx import HTTPXMock
 
 from exporter.clock import SystemClock
 from exporter.config import Config, parse_config
 from exporter.poller import Poller
-from exporter.state import SnapshotStore
+from exporter.state import GroupKey, SnapshotStore
+from exporter.workers import TargetWorkers
 from tests.conftest import CAN_OK_BODY
 
 TARGETS = {"slow": "http://slow.can.test", "fast": "http://fast.can.test"}
@@ -111,3 +114,24 @@ async def test_stop_drops_queued_polls_and_lets_those_out_finish(
     polled = [s for s in store.snapshots() if s.poll_success is not None]
     assert len(polled) == 4
     assert _worker_tasks() == 0
+
+
+async def test_a_run_due_as_the_last_worker_ends_gets_a_worker() -> None:
+    """A poll's last act can wake the scheduler (job.modify for a backoff); a run of the same
+    target due then must start a worker, though the one ending has not finished yet."""
+    ran: list[GroupKey] = []
+    scheduler = AsyncIOScheduler(timezone=UTC, executors={"default": TargetWorkers(lambda _: 1)})
+
+    async def poll(key: GroupKey) -> None:
+        ran.append(key)
+        if key == ("t", "a"):
+            due = datetime.now(UTC) - timedelta(milliseconds=1)
+            scheduler.add_job(poll, "date", run_date=due, args=[("t", "b")], id="t/b")
+
+    scheduler.start()
+    try:
+        scheduler.add_job(poll, "date", run_date=datetime.now(UTC), args=[("t", "a")], id="t/a")
+        await _until(lambda: len(ran) == 2, "both runs")
+    finally:
+        scheduler.shutdown(wait=False)
+    assert ran == [("t", "a"), ("t", "b")]
