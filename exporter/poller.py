@@ -20,6 +20,7 @@ first answer closes it and brings the target's groups forward.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -159,9 +160,11 @@ class Poller:
             return
         try:
             # A probe asks about the group only, not each of its plans as well.
-            result, plan_results = await _poll(client, group, per_plan=group.per_plan and not probe)
+            current = functools.partial(self._current, client, group)
+            per_plan = group.per_plan and not probe
+            result, plan_results = await _poll(client, group, per_plan=per_plan, current=current)
             if group.drilldown and not probe:
-                plan_results = await self._drill_down(client, group, result)
+                plan_results = await self._drill_down(client, group, result, current)
         finally:
             if probe:
                 circuit.end_probe()
@@ -184,7 +187,7 @@ class Poller:
         return self._clients.get(group.target) is client and self._groups.get(group.key) == group
 
     async def _drill_down(
-        self, client: CanClient, group: Group, result: PollResult
+        self, client: CanClient, group: Group, result: PollResult, current: Callable[[], bool]
     ) -> dict[str, PollResult] | None:
         """An auto group's plan results to store: the offending plans after asking each plan
         while the group is unhealthy, none once it is healthy, None to keep the last ones."""
@@ -205,7 +208,7 @@ class Poller:
                     "drilldown_max_plans": group.drilldown_max_plans,
                 },
             )
-        results = await _poll_each(client, group, plans, lambda: self._current(client, group))
+        results = await _poll_each(client, group, plans, current)
         found = offending(group, results, self._clock.now())
         log.debug(
             "drilldown",
@@ -376,24 +379,24 @@ class Poller:
 
 
 async def _poll(
-    client: CanClient, group: Group, *, per_plan: bool
+    client: CanClient, group: Group, *, per_plan: bool, current: Callable[[], bool]
 ) -> tuple[PollResult, dict[str, PollResult] | None]:
     if not per_plan:
         return await client.poll(group.plan_key, group.plans, group.timeout), None
-    results = await asyncio.gather(
+    return await asyncio.gather(
         client.poll(group.plan_key, group.plans, group.timeout),
-        *(client.poll(group.plan_key, [plan], group.timeout) for plan in group.plans),
+        _poll_each(client, group, group.plans, current),
     )
-    return results[0], dict(zip(group.plans, results[1:], strict=True))
 
 
 async def _poll_each(
     client: CanClient, group: Group, plans: tuple[str, ...], current: Callable[[], bool]
 ) -> dict[str, PollResult]:
-    """Ask about each plan alone, at most the target's max_concurrency at a time.
+    """Ask about each plan alone (per_plan: true, and auto's drilldown), at most the target's
+    max_concurrency at a time.
 
     The client's semaphore and rate limit bound what CAN receives anyway; the few workers here
-    keep a drilldown to that many pending requests, not one task per plan.
+    keep a group to that many pending requests, not one task per plan.
     """
     results: dict[str, PollResult] = {}
     queue = iter(plans)
