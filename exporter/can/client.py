@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import math
 import random
 import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import httpcore
 import httpx
 
 from exporter import __version__
 from exporter.can.models import CanError, FailureReason, Reading, parse_latest_time
-from exporter.can.network import AsyncioBackend
+from exporter.can.pool import ConnectionPool
 from exporter.config import PlanKey, Target
 from exporter.resilience import RateLimiter
 
 # A real answer is a few hundred bytes; anything this large is not CAN talking.
 MAX_RESPONSE_BYTES = 1024 * 1024
-# httpx's pool bookkeeping grows with the connections one client holds, so a target's
-# connections are spread over several small clients (see bench/ and PERFORMANCE notes).
-_CONNECTIONS_PER_CLIENT = 5
 _USER_AGENT = f"aloudata-can-exporter/{__version__}"
 # Transport errors and 5xx are retried within the poll's own timeout, at most this many tries.
 MAX_ATTEMPTS = 3
@@ -56,13 +50,10 @@ class CanClient:
             "user-agent": _USER_AGENT,
         }
         self._url = httpx.URL(target.endpoint)
-        # One TLS context for all the target's pools: building one reads the CA bundle.
-        ssl_context = httpx.create_ssl_context(verify=_tls_verify(target), trust_env=False)
-        self._transports = [
-            transport or CanTransport(connections, ssl_context)
-            for connections in _split_connections(target.max_concurrency)
-        ]
-        self._next_transport = itertools.cycle(self._transports)
+        self._transport = transport or CanTransport(
+            target.max_concurrency,
+            httpx.create_ssl_context(verify=_tls_verify(target), trust_env=False),
+        )
         self._closed = False
         self._limiter = RateLimiter(target.rate_limit) if target.rate_limit else None
         self._random = random.Random()  # noqa: S311 - jitter, not secrets
@@ -117,7 +108,6 @@ class CanClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _fetch(self, body: bytes, remaining: float, timeout: float) -> Reading:
-        transport = next(self._next_transport)
         # Straight to the transport: a poll needs none of the client's layers (auth, cookies,
         # redirects, event hooks), and they were a sixth of a poll's CPU.
         request = httpx.Request(
@@ -132,7 +122,7 @@ class CanClient:
             # httpx's timeout bounds each phase; the deadline bounds the whole exchange,
             # so a server trickling bytes cannot hold a poll past its timeout.
             async with asyncio.timeout(remaining):
-                response = await transport.handle_async_request(request)
+                response = await self._transport.handle_async_request(request)
                 try:
                     payload = await _read_capped(response)
                 finally:
@@ -154,7 +144,7 @@ class CanClient:
 
     async def aclose(self) -> None:
         self._closed = True
-        await asyncio.gather(*(transport.aclose() for transport in set(self._transports)))
+        await self._transport.aclose()
 
 
 class _RetryableError(Exception):
@@ -165,30 +155,18 @@ class _RetryableError(Exception):
         self.error = error
 
 
-def _split_connections(total: int) -> list[int]:
-    count = math.ceil(total / _CONNECTIONS_PER_CLIENT)
-    base, extra = divmod(total, count)
-    return [base + 1 if index < extra else base for index in range(count)]
-
-
 class CanTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport, its connection pool on plain asyncio streams (exporter.can.network).
+    """httpx's transport on the CAN client's own connection pool (exporter.can.pool).
 
     Requests still go through httpx's own ``handle_async_request`` (and so through
-    pytest-httpx in the tests); only the pool underneath is built here.
+    pytest-httpx in the tests); only the pool underneath is replaced.
     """
 
     def __init__(self, connections: int, ssl_context: ssl.SSLContext) -> None:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        super().__init__(limits=limits, verify=ssl_context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            # Keep-alive equal to the connections allowed: otherwise busy polls reconnect.
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
-        )
+        super().__init__(verify=ssl_context, trust_env=False)
+        # httpx's keep-alive expiry. Every connection may stay open: with fewer, busy polls
+        # would reconnect (a TLS handshake each against a real CAN).
+        self._pool = ConnectionPool(ssl_context, connections, keepalive_expiry=5.0)  # type: ignore[assignment]
 
 
 def _tls_verify(target: Target) -> ssl.SSLContext | bool:

@@ -1,6 +1,6 @@
 """The client's own asyncio network layer against real sockets on 127.0.0.1.
 
-The rest of tests/client fakes CAN inside httpx; these go through exporter.can.network: TCP,
+The rest of tests/client fakes CAN inside httpx; these go through exporter.can.pool: TCP,
 TLS, keep-alive, a connection CAN closed while idle, and timeouts.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from exporter.can.client import CanClient, CanTransport
 from exporter.can.models import FailureReason
-from exporter.can.network import AsyncioBackend
+from exporter.can.pool import ConnectionPool
 from exporter.config import PlanKey, Target, parse_config
 from tests.pki import make_pki
 
@@ -112,13 +112,11 @@ async def client_for() -> AsyncIterator[Callable[[Target], CanClient]]:
         await client.aclose()
 
 
-async def test_the_transports_run_on_the_asyncio_backend() -> None:
+async def test_the_transport_runs_on_the_clients_own_pool() -> None:
     client = CanClient(_target("http://127.0.0.1:1"))
     try:
-        transports = client._transports
-        assert len(transports) == 1
-        assert isinstance(transports[0], CanTransport)
-        assert isinstance(transports[0]._pool._network_backend, AsyncioBackend)
+        assert isinstance(client._transport, CanTransport)
+        assert isinstance(client._transport._pool, ConnectionPool)
     finally:
         await client.aclose()
 
