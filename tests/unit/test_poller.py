@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from pytest_httpx import HTTPXMock
 
 from exporter.clock import FixedClock, SystemClock
 from exporter.config import LATEST_TIME_PATH, Config
-from exporter.poller import Poller
+from exporter.poller import Poller, _spread_fraction
 from exporter.state import DataChanges, SnapshotStore
 from tests.conftest import CAN_MISSING_BODY, CAN_OK_BODY, NOW, config_for
 
@@ -277,13 +278,13 @@ async def test_a_future_time_is_logged_once(
     assert warnings[0].__dict__["field"] == "latestRefreshTime"
 
 
-async def test_the_scheduler_polls_at_start_and_again_each_interval(
+async def test_the_scheduler_polls_at_start_then_at_the_groups_slot_each_interval(
     store: SnapshotStore, httpx_mock: HTTPXMock
 ) -> None:
     requests: list[float] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        requests.append(asyncio.get_running_loop().time())
+        requests.append(time.time())
         return httpx.Response(200, json=OK_BODY)
 
     httpx_mock.add_callback(answer, url=ENDPOINT, is_reusable=True)
@@ -291,16 +292,52 @@ async def test_the_scheduler_polls_at_start_and_again_each_interval(
     poller.apply(
         _config("  - {name: a, target: prod, plan_ids: [p1], interval: 1s, timeout: 1s}\n")
     )
+    started = time.time()
     poller.start()
     try:
-        for _ in range(60):
-            if len(requests) >= 2:
+        for _ in range(80):
+            if len(requests) >= 3:
                 break
             await asyncio.sleep(0.05)
     finally:
         await poller.stop(grace_seconds=1)
-    assert len(requests) >= 2
-    assert requests[1] - requests[0] >= 0.5
+    assert len(requests) >= 3
+    assert requests[0] - started < 0.5  # at once
+    # Then in the group's slot of the interval (its stable spread, plus up to 5% jitter)...
+    slot = started + _spread_fraction(("prod", "a")) * 1.0
+    assert slot - 0.01 <= requests[1] <= slot + 0.05 + 0.2
+    # ...and once an interval from there.
+    assert 0.9 <= requests[2] - requests[1] <= 1.2
+
+
+async def test_groups_are_spread_over_their_interval_after_the_first_poll(
+    store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, json=OK_BODY, is_reusable=True)
+    poller = Poller(store, SystemClock())
+    names = [f"g{index}" for index in range(20)]
+    groups = "".join(f"  - {{name: {name}, target: prod, plan_ids: [p1]}}\n" for name in names)
+    poller.apply(_config(groups))
+    started = datetime.now(UTC)
+    poller.start()
+    try:
+        for _ in range(100):
+            if poller.ready:
+                break
+            await asyncio.sleep(0.02)
+        assert poller.ready
+        offsets = {}
+        for name in names:
+            next_run = poller.next_run_time(("prod", name))
+            assert next_run is not None
+            offsets[name] = (next_run - started).total_seconds()
+    finally:
+        await poller.stop(grace_seconds=1)
+    for name, offset in offsets.items():
+        slot = _spread_fraction(("prod", name)) * 60
+        assert slot - 0.5 <= offset <= slot + 3 + 0.5, name  # jitter: 5% of 60 s
+    # Not all in one burst: the second polls cover most of the minute.
+    assert max(offsets.values()) - min(offsets.values()) > 30
 
 
 async def test_a_timezone_fix_on_reload_counts_no_data_time_regression(
