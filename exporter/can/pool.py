@@ -128,6 +128,9 @@ class ConnectionPool:
             raise RuntimeError("the connection pool is closed")
         timeouts = request.extensions.get("timeout", {})
         await self._take_slot(timeouts.get("pool"))
+        if self._closed:  # closed while this request waited for a connection
+            self._slots.release()
+            raise RuntimeError("the connection pool is closed")
         connection: Connection | None = None
         try:
             connection = self._idle_connection(_origin(request.url))
@@ -198,13 +201,26 @@ class ConnectionPool:
     def release(self, connection: Connection, origin: _Origin) -> None:
         """Take back a connection whose response is over: kept when both sides may go on."""
         protocol = connection.protocol
-        if not self._closed and protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+        if (
+            not self._closed
+            and protocol.our_state is h11.DONE
+            and protocol.their_state is h11.DONE
+            # Bytes that came after the answer (a proxy's 408, a body longer than its
+            # Content-Length) would be read as the next request's answer.
+            and protocol.trailing_data == (b"", False)
+        ):
             protocol.start_next_cycle()
             connection.idle_since = time.monotonic()
             self._idle.setdefault(origin, []).append(connection)
         else:
             connection.close()
         self._slots.release()
+
+    async def __aenter__(self) -> ConnectionPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         self._closed = True
