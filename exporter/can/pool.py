@@ -3,9 +3,10 @@
 httpx's ``AsyncHTTPTransport`` hands each request to a connection pool. httpcore's pool was
 most of a poll's CPU in the scale benchmark: per request it scans every connection, takes
 anyio locks, opens shielded cancel scopes and traces each phase, and its pools grow costlier
-with every connection they hold. This pool does only what the CAN client needs: idle
-connections on a stack (the most recently used first, so the rest can expire), a semaphore
-for the connection limit, asyncio streams for I/O, and h11 for the protocol itself.
+with every connection they hold; then h11's state machine took about a quarter of what was
+left. This pool does only what the CAN client needs: idle connections on a stack (the most
+recently used first, so the rest can expire), a semaphore for the connection limit, asyncio
+streams for I/O, and exporter.can.http11 for the protocol.
 
 It speaks httpcore's interface (``httpcore.Request`` in, ``httpcore.Response`` out, httpcore's
 exceptions), so httpx maps its errors as usual and pytest-httpx still fakes CAN above it.
@@ -17,27 +18,33 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, cast
+from typing import cast
 
-import h11
 import httpcore
 
-# What httpcore reads at a time and allows for a response's head.
+from exporter.can.http11 import (
+    Framing,
+    ProtocolError,
+    ResponseHead,
+    parse_chunk_size,
+    parse_head,
+    request_bytes,
+)
+
+# What httpcore reads at a time; also the most a response head or a chunk-size line may take.
 _READ_CHUNK = 64 * 1024
-_MAX_HEAD_BYTES = 100 * 1024
 
 _Origin = tuple[bytes, bytes, int]
 
 
 class Connection:
-    """One TCP (or TLS) connection and its HTTP/1.1 state."""
+    """One TCP (or TLS) connection."""
 
-    __slots__ = ("_reader", "_writer", "idle_since", "protocol")
+    __slots__ = ("_reader", "_writer", "idle_since")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
-        self.protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD_BYTES)
         self.idle_since = 0.0
 
     def reusable(self, now: float, expiry: float) -> bool:
@@ -47,24 +54,22 @@ class Connection:
         something unasked (a proxy's "408 Request Timeout" before closing, say): asyncio has
         already read that into the reader's buffer, which has no public size.
         """
-        unread = bool(getattr(self._reader, "_buffer", b""))
-        closed = self._reader.at_eof() or self._writer.transport.is_closing()
-        return not (unread or closed or now - self.idle_since > expiry)
+        return not (self.has_unread() or self.closed() or now - self.idle_since > expiry)
+
+    def has_unread(self) -> bool:
+        return bool(getattr(self._reader, "_buffer", b""))
+
+    def closed(self) -> bool:
+        return self._reader.at_eof() or self._writer.transport.is_closing()
 
     async def send(self, request: httpcore.Request, timeout: float | None) -> None:
-        protocol = self.protocol
+        body = b"".join([chunk async for chunk in cast(AsyncIterable[bytes], request.stream)])
         try:
-            head = h11.Request(
-                method=request.method, target=request.url.target, headers=request.headers
-            )
-            chunks = [protocol.send(head) or b""]
-            async for chunk in cast(AsyncIterable[bytes], request.stream):
-                chunks.append(protocol.send(h11.Data(data=chunk)) or b"")
-            chunks.append(protocol.send(h11.EndOfMessage()) or b"")
-        except h11.LocalProtocolError as exc:
-            raise httpcore.LocalProtocolError(str(exc)) from exc
+            data = request_bytes(request.method, request.url.target, request.headers, body)
+        except ProtocolError as exc:
+            raise httpcore.LocalProtocolError(str(exc)) from None
         try:
-            self._writer.writelines(chunks)
+            self._writer.write(data)
             # A request is a few hundred bytes: the kernel takes it at once and this returns
             # without waiting, unless the socket's buffer is full.
             if self._writer.transport.get_write_buffer_size():
@@ -77,27 +82,65 @@ class Connection:
             # read that answer instead of failing on the write, as httpcore does.
             pass
 
-    async def next_event(self, timeout: float | None) -> Any:
-        """The next h11 event from CAN, reading from the socket as it needs."""
-        protocol = self.protocol
+    async def receive_head(self, timeout: float | None) -> ResponseHead:
+        """The final response's head, after any 1xx ones."""
         while True:
-            try:
-                event = protocol.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise httpcore.RemoteProtocolError(str(exc)) from exc
-            if event is not h11.NEED_DATA:
-                return event
-            data = await self._read(timeout)
-            if not data and protocol.their_state is h11.SEND_RESPONSE:
-                raise httpcore.RemoteProtocolError("CAN closed the connection without an answer")
-            protocol.receive_data(data)
+            head = _parse_head(await self._read_until(b"\r\n\r\n", timeout, "response head"))
+            if head.status >= 200:
+                return head
 
-    async def _read(self, timeout: float | None) -> bytes:
+    async def body(self, head: ResponseHead, timeout: float | None) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, framed as ``head`` says."""
+        if head.framing is Framing.LENGTH:
+            remaining = head.content_length
+            while remaining:
+                data = await self._read(min(remaining, _READ_CHUNK), timeout)
+                if not data:
+                    raise httpcore.RemoteProtocolError(
+                        f"CAN closed the connection {remaining} bytes short of Content-Length"
+                    )
+                remaining -= len(data)
+                yield data
+        elif head.framing is Framing.CHUNKED:
+            while size := _chunk_size(await self._read_until(b"\r\n", timeout, "chunk size")):
+                while size:
+                    data = await self._read(min(size, _READ_CHUNK), timeout)
+                    if not data:
+                        raise httpcore.RemoteProtocolError("CAN closed the connection mid-chunk")
+                    size -= len(data)
+                    yield data
+                if await self._read_until(b"\r\n", timeout, "chunk end") != b"\r\n":
+                    raise httpcore.RemoteProtocolError("chunk longer than its size")
+            # Trailer fields, if any, up to the empty line: read and dropped.
+            while await self._read_until(b"\r\n", timeout, "trailer") != b"\r\n":
+                pass
+        elif head.framing is Framing.UNTIL_CLOSE:
+            while data := await self._read(_READ_CHUNK, timeout):
+                yield data
+
+    async def _read(self, max_bytes: int, timeout: float | None) -> bytes:
         try:
             async with asyncio.timeout(timeout):
-                return await self._reader.read(_READ_CHUNK)
+                return await self._reader.read(max_bytes)
         except TimeoutError:
             raise httpcore.ReadTimeout("timed out reading from CAN") from None
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def _read_until(self, separator: bytes, timeout: float | None, what: str) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.readuntil(separator)
+        except TimeoutError:
+            raise httpcore.ReadTimeout("timed out reading from CAN") from None
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial and what == "response head":
+                raise httpcore.RemoteProtocolError(
+                    "CAN closed the connection without an answer"
+                ) from None
+            raise httpcore.RemoteProtocolError(f"CAN closed the connection in the {what}") from None
+        except asyncio.LimitOverrunError:
+            raise httpcore.RemoteProtocolError(f"{what} over {_READ_CHUNK} bytes") from None
         except OSError as exc:
             raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
 
@@ -105,6 +148,20 @@ class Connection:
         # Not waiting for the close to finish: over TLS that waits for the peer's close_notify,
         # up to half a minute from a CAN that never sends it.
         self._writer.close()
+
+
+def _parse_head(head: bytes) -> ResponseHead:
+    try:
+        return parse_head(head)
+    except ProtocolError as exc:
+        raise httpcore.RemoteProtocolError(str(exc)) from None
+
+
+def _chunk_size(line: bytes) -> int:
+    try:
+        return parse_chunk_size(line[:-2])
+    except ProtocolError as exc:
+        raise httpcore.RemoteProtocolError(str(exc)) from None
 
 
 class ConnectionPool:
@@ -138,25 +195,18 @@ class ConnectionPool:
                 connection = await self._connect(request.url, timeouts.get("connect"))
             await connection.send(request, timeouts.get("write"))
             read_timeout = timeouts.get("read")
-            event = await connection.next_event(read_timeout)
-            while isinstance(event, h11.InformationalResponse):  # 1xx: the answer follows
-                event = await connection.next_event(read_timeout)
-            if not isinstance(event, h11.Response):
-                raise _unexpected(event)
+            head = await connection.receive_head(read_timeout)
         except BaseException:
             if connection is not None:
                 connection.close()
             self._slots.release()
             raise
-        body = ResponseBody(self, connection, _origin(request.url), read_timeout)
+        body = ResponseBody(self, connection, _origin(request.url), head, read_timeout)
         return httpcore.Response(
-            event.status_code,
-            headers=event.headers.raw_items(),
+            head.status,
+            headers=head.headers,
             content=body,
-            extensions={
-                "http_version": b"HTTP/" + event.http_version,
-                "reason_phrase": event.reason,
-            },
+            extensions={"http_version": head.http_version, "reason_phrase": head.reason},
         )
 
     async def _take_slot(self, timeout: float | None) -> None:
@@ -198,18 +248,11 @@ class ConnectionPool:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         return Connection(reader, writer)
 
-    def release(self, connection: Connection, origin: _Origin) -> None:
-        """Take back a connection whose response is over: kept when both sides may go on."""
-        protocol = connection.protocol
-        if (
-            not self._closed
-            and protocol.our_state is h11.DONE
-            and protocol.their_state is h11.DONE
-            # Bytes that came after the answer (a proxy's 408, a body longer than its
-            # Content-Length) would be read as the next request's answer.
-            and protocol.trailing_data == (b"", False)
-        ):
-            protocol.start_next_cycle()
+    def release(self, connection: Connection, origin: _Origin, *, reuse: bool) -> None:
+        """Take back a connection whose response is over; ``reuse`` when it was read whole."""
+        # Bytes after the answer (a proxy's 408, a body longer than its Content-Length) would
+        # be read as the next request's answer.
+        if reuse and not self._closed and not connection.has_unread():
             connection.idle_since = time.monotonic()
             self._idle.setdefault(origin, []).append(connection)
         else:
@@ -233,32 +276,34 @@ class ConnectionPool:
 class ResponseBody:
     """A response's body as httpcore streams it; closing it gives the connection back."""
 
-    __slots__ = ("_connection", "_origin", "_pool", "_timeout")
+    __slots__ = ("_complete", "_connection", "_head", "_origin", "_pool", "_timeout")
 
     def __init__(
-        self, pool: ConnectionPool, connection: Connection, origin: _Origin, timeout: float | None
+        self,
+        pool: ConnectionPool,
+        connection: Connection,
+        origin: _Origin,
+        head: ResponseHead,
+        timeout: float | None,
     ) -> None:
         self._pool = pool
         self._connection: Connection | None = connection
         self._origin = origin
+        self._head = head
         self._timeout = timeout
+        self._complete = head.framing is Framing.NONE
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         connection = self._connection
         if connection is None:
             raise httpcore.ReadError("the response is closed")
         try:
-            while True:
-                event = await connection.next_event(self._timeout)
-                if isinstance(event, h11.Data):
-                    yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    return
-                else:
-                    raise _unexpected(event)
+            async for data in connection.body(self._head, self._timeout):
+                yield data
         except BaseException:
             self._give_back()  # not awaited: this may run as the generator is being closed
             raise
+        self._complete = True
 
     async def aclose(self) -> None:
         self._give_back()
@@ -266,12 +311,9 @@ class ResponseBody:
     def _give_back(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            self._pool.release(connection, self._origin)
+            reuse = self._complete and self._head.keep_alive
+            self._pool.release(connection, self._origin, reuse=reuse)
 
 
 def _origin(url: httpcore.URL) -> _Origin:
     return (url.scheme, url.host, url.port or 0)
-
-
-def _unexpected(event: object) -> httpcore.RemoteProtocolError:
-    return httpcore.RemoteProtocolError(f"unexpected {type(event).__name__} from CAN")
