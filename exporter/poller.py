@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -144,11 +143,8 @@ class Poller:
         """
         asked = [datetime.now(UTC)]  # APScheduler's own clock: it checks the misfire grace time
         for job in self._first_polls_to_submit.values():
-            try:
-                self._workers.submit_job(job, asked)
-            except MaxInstancesReachedError:
-                # The group's previous poll is still out; its job's next run polls it.
-                self._first_polls.pop(job.id, None)
+            # Not queued when the group's previous poll is still queued or out (a reload).
+            self._workers.submit_job(job, asked)
         self._first_polls_to_submit.clear()
 
     async def stop(self, grace_seconds: float = 5.0) -> None:

@@ -7,7 +7,9 @@ the event loop juggling all of them. Here a due run joins its target's queue, an
 workers exist only while their queue has work.
 
 A queued run counts as running for APScheduler (its ``max_instances`` accounting), so a
-group waiting in the queue is not queued a second time.
+group waiting in the queue is not queued a second time. Such a run is dropped quietly, not
+with APScheduler's warning: the poll already queued or out brings a fresh reading anyway, and
+at start, groups whose first slot comes before their first poll is done would each log one.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ class TargetWorkers(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 has no
         self._queues: dict[str, deque[_Run]] = {}
         self._workers: dict[str, set[asyncio.Task[None]]] = {}
         self._accepting = True
+
+    def submit_job(self, job: Any, run_times: list[Any]) -> None:
+        with self._lock:
+            if self._instances[job.id] >= job.max_instances:
+                log.debug("poll already queued or running; not queued again", extra={"job": job.id})
+                return
+            self._do_submit_job(job, run_times)
+            self._instances[job.id] += 1
 
     def _do_submit_job(self, job: Any, run_times: list[Any]) -> None:
         target: str = job.args[0][0]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pytest_httpx import HTTPXMock
 
@@ -135,3 +137,36 @@ async def test_a_run_due_as_the_last_worker_ends_gets_a_worker() -> None:
     finally:
         scheduler.shutdown(wait=False)
     assert ran == [("t", "a"), ("t", "b")]
+
+
+async def test_a_run_due_while_the_group_is_queued_or_out_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """APScheduler would log "skipped: maximum number of running instances reached" each time;
+    the poll queued or out brings a fresh reading anyway."""
+    caplog.set_level(logging.DEBUG)
+    release = asyncio.Event()
+    ran: list[GroupKey] = []
+    scheduler = AsyncIOScheduler(timezone=UTC, executors={"default": TargetWorkers(lambda _: 1)})
+
+    async def poll(key: GroupKey) -> None:
+        ran.append(key)
+        await release.wait()
+
+    scheduler.start()
+    try:
+        for name in ("a", "b"):  # b waits in the queue behind a, on the one worker
+            scheduler.add_job(
+                poll, "interval", seconds=0.05, args=[("t", name)], id=f"t/{name}",
+                max_instances=1, next_run_time=datetime.now(UTC),
+            )  # fmt: skip
+        await asyncio.sleep(0.3)  # five more runs of each come due meanwhile
+        assert ran == [("t", "a")]
+        release.set()
+        await _until(lambda: len(ran) >= 2, "b's queued run")
+    finally:
+        scheduler.shutdown(wait=False)
+    assert ran[:2] == [("t", "a"), ("t", "b")]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    dropped = [r for r in caplog.records if r.getMessage().startswith("poll already queued")]
+    assert {r.__dict__["job"] for r in dropped} == {"t/a", "t/b"}
