@@ -18,12 +18,15 @@ Header = tuple[bytes, bytes]
 
 # RFC 9110 token characters, for field names.
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-# Field values and request targets may hold any byte but these.
-_UNSAFE = re.compile(rb"[\x00\r\n]")
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+# Field values (and reason phrases): tabs, spaces, visible ASCII and obs-text; no controls.
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# A request target may hold any byte but these.
+_UNSAFE = re.compile(rb"[\x00-\x20\x7f]")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
-# A chunk's size in hex; extensions after ";" are allowed and ignored.
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\x00\r\n]*)?")
+# A chunk's size in hex; extensions after ";" are allowed and ignored. No space before the
+# ";", which the RFC allows and h11 refuses: nobody sends it.
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\x00\r\n]*)?[ \t]*")
 
 
 class ProtocolError(Exception):
@@ -52,12 +55,12 @@ class ResponseHead:
 
 def request_bytes(method: bytes, target: bytes, headers: Sequence[Header], body: bytes) -> bytes:
     """A request's bytes; ``headers`` must frame ``body`` (httpx sets Content-Length)."""
-    if not _TOKEN.fullmatch(method) or not target or _UNSAFE.search(target) or b" " in target:
+    if not _TOKEN.fullmatch(method) or not target or _UNSAFE.search(target):
         raise ProtocolError(f"invalid request line: {method!r} {target!r}")
     lines = [method, b" ", target, b" HTTP/1.1\r\n"]
     chunked = False
     for name, value in headers:
-        if not _TOKEN.fullmatch(name) or _UNSAFE.search(value):
+        if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
             # Never sent: a CR or LF in a value would start a header of the value's choosing.
             raise ProtocolError(f"invalid header field {name!r}")
         if name.lower() == b"transfer-encoding":
@@ -82,7 +85,9 @@ def parse_head(head: bytes) -> ResponseHead:
     if status_line is None:
         raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
     minor, status, reason = status_line.groups()
-    headers = [_header(line) for line in lines[1:]]
+    if status == b"101":
+        raise ProtocolError("101 Switching Protocols to a request that asked for no upgrade")
+    headers = [parse_field(line) for line in lines[1:]]
     framing, length = _framing(int(status), headers)
     keep_alive = minor == b"1" and framing is not Framing.UNTIL_CLOSE and not _closes(headers)
     return ResponseHead(
@@ -98,13 +103,14 @@ def parse_chunk_size(line: bytes) -> int:
     return int(match.group(1), 16)
 
 
-def _header(line: bytes) -> Header:
+def parse_field(line: bytes) -> Header:
+    """One header (or trailer) field line, without its CRLF."""
     name, colon, value = line.partition(b":")
     if not colon or not _TOKEN.fullmatch(name):
         # Also a line folded onto the previous one (obs-fold), which starts with a space.
         raise ProtocolError(f"invalid header line: {line[:80]!r}")
     value = value.strip(b" \t")
-    if _UNSAFE.search(value):
+    if not _FIELD_VALUE.fullmatch(value):
         raise ProtocolError(f"invalid value in header {name!r}")
     return name, value
 
@@ -120,8 +126,14 @@ def _values(headers: Sequence[Header], name: bytes) -> list[bytes]:
 
 
 def _framing(status: int, headers: Sequence[Header]) -> tuple[Framing, int]:
+    framing, length = _declared_framing(headers)
+    # Bodiless whatever the headers say (RFC 9112 6.3), but the headers must still make sense.
     if status < 200 or status in (204, 304):
         return Framing.NONE, 0
+    return framing, length
+
+
+def _declared_framing(headers: Sequence[Header]) -> tuple[Framing, int]:
     codings = _values(headers, b"transfer-encoding")
     lengths = set(_values(headers, b"content-length"))
     if codings:

@@ -27,6 +27,7 @@ from exporter.can.http11 import (
     ProtocolError,
     ResponseHead,
     parse_chunk_size,
+    parse_field,
     parse_head,
     request_bytes,
 )
@@ -111,9 +112,10 @@ class Connection:
                     yield data
                 if await self._read_until(b"\r\n", timeout, "chunk end") != b"\r\n":
                     raise httpcore.RemoteProtocolError("chunk longer than its size")
-            # Trailer fields, if any, up to the empty line: read and dropped.
-            while await self._read_until(b"\r\n", timeout, "trailer") != b"\r\n":
-                pass
+            # Trailer fields, if any, up to the empty line: checked, then dropped. A line that
+            # is not a field means the chunk sizes did not match the data.
+            while (line := await self._read_until(b"\r\n", timeout, "trailer")) != b"\r\n":
+                _trailer_field(line)
         elif head.framing is Framing.UNTIL_CLOSE:
             while data := await self._read(_READ_CHUNK, timeout):
                 yield data
@@ -155,6 +157,13 @@ def _parse_head(head: bytes) -> ResponseHead:
         return parse_head(head)
     except ProtocolError as exc:
         raise httpcore.RemoteProtocolError(str(exc)) from None
+
+
+def _trailer_field(line: bytes) -> None:
+    try:
+        parse_field(line[:-2])
+    except ProtocolError as exc:
+        raise httpcore.RemoteProtocolError(f"in the trailer: {exc}") from None
 
 
 def _chunk_size(line: bytes) -> int:
