@@ -20,8 +20,8 @@ Header = tuple[bytes, bytes]
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 # Field values (and reason phrases): tabs, spaces, visible ASCII and obs-text; no controls.
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-# A request target may hold any byte but these.
-_UNSAFE = re.compile(rb"[\x00-\x20\x7f]")
+# A request target: visible ASCII (httpx percent-encodes the rest).
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 # A chunk's size in hex; extensions after ";" are allowed and ignored. No space before the
@@ -55,7 +55,7 @@ class ResponseHead:
 
 def request_bytes(method: bytes, target: bytes, headers: Sequence[Header], body: bytes) -> bytes:
     """A request's bytes; ``headers`` must frame ``body`` (httpx sets Content-Length)."""
-    if not _TOKEN.fullmatch(method) or not target or _UNSAFE.search(target):
+    if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
         raise ProtocolError(f"invalid request line: {method!r} {target!r}")
     lines = [method, b" ", target, b" HTTP/1.1\r\n"]
     chunked = False

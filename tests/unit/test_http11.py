@@ -181,3 +181,9 @@ def test_request_fields_that_could_smuggle_a_line_are_refused(name: bytes, value
     assert str(caught.value) == f"invalid header field {name!r}"
     # The value itself stays out of the message: it may be a token.
     assert "Injected" not in str(caught.value)
+
+
+@pytest.mark.parametrize("target", [b"", b"/a b", b"/\x80", b"/\x7f", b"/a\tb"])
+def test_a_request_target_outside_visible_ascii_is_never_sent(target: bytes) -> None:
+    with pytest.raises(ProtocolError, match="invalid request line"):
+        request_bytes(b"POST", target, [(b"Host", b"can")], b"")
