@@ -20,7 +20,8 @@ import pytest
 from exporter.can.client import MAX_ATTEMPTS, CanClient, CanTransport
 from exporter.can.models import FailureReason
 from exporter.can.pool import ConnectionPool
-from exporter.config import PlanKey, Target, parse_config
+from exporter.config import PlanKey
+from tests.conftest import config_for
 
 # A connection dropped without being closed warns when collected: make that a failure.
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
@@ -48,6 +49,15 @@ async def hold_until_hung_up(reader: asyncio.StreamReader) -> bool:
     """Answer nothing until the client closes the connection; then close ours."""
     await reader.read(1)
     return False
+
+
+async def hold_the_first_then_answer(
+    n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> bool:
+    """Leave the first request unanswered until the client hangs up; answer the others."""
+    if n == 1:
+        return await hold_until_hung_up(reader)
+    return await answer_ok(n, reader, writer)
 
 
 class Server:
@@ -384,12 +394,7 @@ async def _abandoned_then_next(
 async def test_a_request_cancelled_while_waiting_for_the_answer_frees_its_slot(
     serve: Callable[[Respond], Awaitable[Server]], make_pool: Callable[..., ConnectionPool]
 ) -> None:
-    async def respond(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        if n == 1:
-            return await hold_until_hung_up(reader)
-        return await answer_ok(n, reader, writer)
-
-    server = await serve(respond)
+    server = await serve(hold_the_first_then_answer)
     pool = make_pool(max_connections=1)
 
     async def abandon() -> None:
@@ -405,12 +410,7 @@ async def test_a_request_cancelled_while_waiting_for_the_answer_frees_its_slot(
 async def test_a_request_timed_out_by_the_caller_frees_its_slot(
     serve: Callable[[Respond], Awaitable[Server]], make_pool: Callable[..., ConnectionPool]
 ) -> None:
-    async def respond(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        if n == 1:
-            return await hold_until_hung_up(reader)
-        return await answer_ok(n, reader, writer)
-
-    server = await serve(respond)
+    server = await serve(hold_the_first_then_answer)
     pool = make_pool(max_connections=1)
 
     async def abandon() -> None:
@@ -534,21 +534,6 @@ async def test_the_transport_is_an_async_context_manager() -> None:
         assert isinstance(transport._pool, ConnectionPool)
 
 
-def _target(port: int) -> Target:
-    text = f"""
-targets:
-  - name: prod
-    url: "http://127.0.0.1:{port}"
-    tenant_id: "1"
-    auth: {{type: APIKEY, value: pool-test-key}}
-    timezone: UTC
-    timeout: 5s
-groups:
-  - {{name: g, target: prod, plan_ids: [p1]}}
-"""
-    return parse_config(text, environ={}).targets["prod"]
-
-
 async def test_a_can_hanging_up_unanswered_is_a_connection_failure(
     serve: Callable[[Respond], Awaitable[Server]],
 ) -> None:
@@ -556,7 +541,9 @@ async def test_a_can_hanging_up_unanswered_is_a_connection_failure(
         return False
 
     server = await serve(hang_up)
-    client = CanClient(_target(server.port))
+    url = f"http://127.0.0.1:{server.port}"
+    config = config_for(url, "  - {name: g, target: prod, plan_ids: [p1]}")
+    client = CanClient(config.targets["prod"])
     try:
         result = await client.poll(PlanKey.IDS, ["p1"], 5.0)
     finally:
