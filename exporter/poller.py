@@ -231,7 +231,10 @@ class Poller:
                     "drilldown_max_plans": group.drilldown_max_plans,
                 },
             )
-        results = await _poll_each(client, group, plans, current)
+        if plans == group.plans and len(plans) == 1:
+            results = {plans[0]: result}  # the group's answer is its one plan's: not asked again
+        else:
+            results = await _poll_each(client, group, plans, current)
         found = offending(group, results, self._clock.now())
         log.debug(
             "drilldown",
@@ -409,6 +412,10 @@ async def _poll(
 ) -> tuple[PollResult, dict[str, PollResult] | None]:
     if not per_plan:
         return await client.poll(group.plan_key, group.plans, group.timeout), None
+    if len(group.plans) == 1:
+        # The group's request is the plan's: CAN is asked once.
+        result = await client.poll(group.plan_key, group.plans, group.timeout)
+        return result, {group.plans[0]: result}
     return await asyncio.gather(
         client.poll(group.plan_key, group.plans, group.timeout),
         _poll_each(client, group, group.plans, current),

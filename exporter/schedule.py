@@ -120,6 +120,12 @@ def make_schedule(refresh_cron: str, zone: tzinfo, grace: float) -> Schedule:
 
 def cron_trigger(expression: str, zone: tzinfo) -> Any:
     """APScheduler's trigger for a crontab expression; ValueError with the reason otherwise."""
+    if not expression.isascii():
+        # APScheduler reads any Unicode digit as a number ("٣" as 3): only cron's own are taken.
+        raise ValueError(
+            f"invalid cron expression {expression!r}: only ASCII characters (digits, names, "
+            "* , - /) are allowed"
+        )
     fields = expression.split()
     if len(fields) == 5 and any(character.isdigit() for character in fields[4]):
         # APScheduler 3 counts weekday 0 as Monday where cron counts it as Sunday.

@@ -397,3 +397,27 @@ async def test_a_reload_during_a_drilldown_stops_it_without_an_error(
     snapshot = store.get(KEY)
     assert snapshot is not None
     assert not snapshot.polled  # the stale result was dropped
+
+
+@pytest.mark.parametrize("per_plan", ["per_plan: auto", "per_plan: true"])
+async def test_a_one_plan_group_asks_can_once_per_poll(
+    poller: Poller, store: SnapshotStore, clock: FixedClock, can: FakeCan, per_plan: str
+) -> None:
+    can.plans[GONE] = MISSING_BODY
+    poller.apply(_config(per_plan, plans=[GONE]))
+    await poller.poll_group(KEY)
+    await poller.poll_group(KEY)
+
+    # The group's request is the plan's own: asking it again would double CAN's load.
+    assert can.take() == [[GONE], [GONE]]
+    assert _plans(store) == (PlanSnapshot(GONE, None, poll_success=False, missing=True),)
+    series = _plan_series(store, clock)
+    assert series["aloudata_can_plan_missing"] == {GONE: 1.0}
+    assert series["aloudata_can_plan_poll_success"] == {GONE: 0.0}
+
+    can.plans[GONE] = LAGGING
+    await poller.poll_group(KEY)
+    assert can.take() == [[GONE]]
+    series = _plan_series(store, clock)
+    assert series["aloudata_can_plan_data_lag_seconds"] == {GONE: 76 * 3600.0}
+    assert "aloudata_can_plan_missing" not in series

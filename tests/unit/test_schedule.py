@@ -174,6 +174,8 @@ def test_schedules_with_the_same_settings_share_one_cache() -> None:
         ("0 0 30 2 *", "it never fires"),
         ("0 9 1 * mon", "restrict the day of month or the day of week, not both"),
         ("@daily", "Wrong number of fields; got 1, expected 5"),
+        ("\u0663 2 * * *", "only ASCII characters"),  # an Arabic-Indic 3
+        ("0\u00a02 * * *", "only ASCII characters"),  # a no-break space between fields
     ],
 )
 def test_bad_expressions_are_refused_with_the_reason(expression: str, reason: str) -> None:
