@@ -191,8 +191,13 @@ class Poller:
         finally:
             if probe:
                 circuit.end_probe()
-        if self._groups.get(key) != group or self._circuits.get(key[0]) is not circuit:
-            return  # changed by a reload while the request was out: the result is stale
+        latest = self._groups.get(key)
+        if latest is None or not _asks_the_same(group, latest):
+            return  # new plans by a reload while the request was out: the result is stale
+        if self._circuits.get(key[0]) is not circuit:
+            return  # a new client (URL, credentials): its own polls will tell
+        # A reload of thresholds, labels or timeouts leaves CAN's answer standing.
+        group = latest
         previous = self._store.get(key) or GroupSnapshot(group)
         now = self._clock.now()
         snapshot = next_snapshot(previous, result, now, plan_results)
@@ -207,7 +212,12 @@ class Poller:
         self._mark_polled(key)
 
     def _current(self, client: CanClient, group: Group) -> bool:
-        return self._clients.get(group.target) is client and self._groups.get(group.key) == group
+        latest = self._groups.get(group.key)
+        return (
+            self._clients.get(group.target) is client
+            and latest is not None
+            and _asks_the_same(group, latest)
+        )
 
     async def _drill_down(
         self, client: CanClient, group: Group, result: PollResult, current: Callable[[], bool]
@@ -345,12 +355,7 @@ class Poller:
             # old baseline would count a regression (or an advance) that never happened.
             changes = replace(snapshot.changes, data_time=None, refresh_time=None)
             snapshot = replace(snapshot, changes=changes)
-        same_plans = (
-            previous.plan_key,
-            previous.plans,
-            previous.per_plan,
-            previous.drilldown,
-        ) == (group.plan_key, group.plans, group.per_plan, group.drilldown)
+        same_plans = _asks_the_same(previous, group)
         self._truncation_logged.discard(group.key)
         # A reading of other plans says nothing about the new ones.
         self._store.put(replace(snapshot, group=group) if same_plans else GroupSnapshot(group))
@@ -445,6 +450,16 @@ async def _poll_each(
     workers = min(len(plans), client.target.max_concurrency)
     await asyncio.gather(*(work() for _ in range(workers)))
     return {plan: results[plan] for plan in plans if plan in results}
+
+
+def _asks_the_same(previous: Group, group: Group) -> bool:
+    """Whether a poll of ``previous`` asks CAN what a poll of ``group`` would."""
+    return (previous.plan_key, previous.plans, previous.per_plan, previous.drilldown) == (
+        group.plan_key,
+        group.plans,
+        group.per_plan,
+        group.drilldown,
+    )
 
 
 async def _close_later(client: CanClient, delay: float) -> None:

@@ -421,3 +421,41 @@ async def test_a_one_plan_group_asks_can_once_per_poll(
     series = _plan_series(store, clock)
     assert series["aloudata_can_plan_data_lag_seconds"] == {GONE: 76 * 3600.0}
     assert "aloudata_can_plan_missing" not in series
+
+
+async def test_a_threshold_reload_during_a_drilldown_keeps_its_answer(
+    poller: Poller, store: SnapshotStore, clock: FixedClock, httpx_mock: HTTPXMock
+) -> None:
+    asked: list[list[str]] = []
+    reloaded = asyncio.Event()
+    plan_asked = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        plans: list[str] = json.loads(request.content)["planIdList"]
+        asked.append(plans)
+        if len(plans) > 1:
+            return httpx.Response(200, json=LAGGING)
+        plan_asked.set()
+        await reloaded.wait()
+        return httpx.Response(200, json=LAGGING if plans == ["p02"] else FRESH)
+
+    httpx_mock.add_callback(answer, url=ENDPOINT, is_reusable=True)
+    poller.apply(_config(concurrency=1))
+    polling = asyncio.create_task(poller.poll_group(KEY))
+    await asyncio.wait_for(plan_asked.wait(), 5)
+    # Only a threshold and a label change: CAN's answer to the same question still stands.
+    poller.apply(
+        _config(
+            "per_plan: auto, thresholds: {data_lag: {warning: 30h}}, labels: {team: x}",
+            concurrency=1,
+        )
+    )
+    reloaded.set()
+    await asyncio.wait_for(polling, 5)
+
+    assert len(asked) == 1 + len(PLANS)  # the drilldown went on to every plan
+    snapshot = store.get(KEY)
+    assert snapshot is not None
+    assert snapshot.polled
+    assert dict(snapshot.group.labels) == {"team": "x"}  # the reloaded group, not the polled one
+    assert _plan_series(store, clock)["aloudata_can_plan_data_lag_seconds"] == {"p02": 76 * 3600.0}
