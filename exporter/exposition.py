@@ -32,6 +32,9 @@ from exporter.state import (
 _float_to_go_string: Callable[[float], str] = floatToGoString
 # Counts are small integers most of the time: their text is looked up, not formatted.
 _COUNT_TEXT = tuple(_float_to_go_string(count) for count in range(1024))
+# Groups rendered between two encodings of the lines so far (about 20 KiB of text per family,
+# 250 KiB for the duration histogram).
+_FLUSH_EVERY = 256
 _BUCKET_LABELS = tuple(f',le="{bucket_bound(bound)}",' for bound in (*DURATION_BUCKETS, math.inf))
 
 
@@ -96,13 +99,35 @@ class Exposition:
 
     def render(self) -> bytes:
         """The same bytes as ``generate_latest`` of the collector, at the clock's time."""
+        return b"".join(self.render_chunks())
+
+    def render_chunks(self) -> list[bytes]:
+        """``render()`` in pieces of up to a few hundred kilobytes, to be compressed or
+        written one by one.
+
+        Lines are encoded every ``_FLUSH_EVERY`` groups: a line held as a ``str`` costs
+        several times its text, so holding all of them until the end (10,000 groups make
+        300,000 lines) would cost about 40 MiB on top of the text itself, every scrape.
+        """
         now = self._clock.now().timestamp()
         lines: list[list[str]] = [[header] for header in self._headers]
+        encoded: list[list[bytes]] = [[] for _ in self._headers]
         for target in self._store.targets():
             _add_target(lines, self._names, target)
-        for snapshot in self._store.snapshots():
+        for count, snapshot in enumerate(self._store.snapshots(), start=1):
             _add_group(lines, self._names, snapshot, now)
-        return "".join(line for family in lines for line in family).encode()
+            if count % _FLUSH_EVERY == 0:
+                _flush(lines, encoded)
+        _flush(lines, encoded)
+        return [chunk for family in encoded for chunk in family]
+
+
+def _flush(lines: list[list[str]], encoded: list[list[bytes]]) -> None:
+    """Move each family's lines so far to its encoded chunks."""
+    for family, chunks in zip(lines, encoded, strict=True):
+        if family:
+            chunks.append("".join(family).encode())
+            family.clear()
 
 
 def _add_target(lines: list[list[str]], names: list[str], target: TargetSnapshot) -> None:

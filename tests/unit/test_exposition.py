@@ -197,3 +197,17 @@ def test_float_text_matches_prometheus_client(value: float) -> None:
 @pytest.mark.parametrize("count", [0, 1, 7, 1023, 1024, 10**12])
 def test_count_text_matches_prometheus_client(count: int) -> None:
     assert _count(count) == floatToGoString(count)
+
+
+def test_a_body_of_several_chunks_per_family_is_the_reference(clock: FixedClock) -> None:
+    store = SnapshotStore()
+    exposition = Exposition(store, clock)
+    for index in range(600):  # 256 groups per chunk: three chunks per family
+        group = make_group(f"g{index:03d}", per_plan=index % 7 == 0, plans=("p1", "p2"))
+        result = _ok() if index % 5 else _failed(FailureReason.TIMEOUT)
+        plans = {"p1": _ok(), "p2": result} if group.per_plan else None
+        store.put(next_snapshot(GroupSnapshot(group), result, NOW, plans))
+    chunks = exposition.render_chunks()
+    # The family's header and first 256 lines, then two more chunks of its lines.
+    assert sum(chunk.startswith(b"aloudata_can_data_lag_seconds{") for chunk in chunks) == 2
+    assert b"".join(chunks) == _reference(exposition)

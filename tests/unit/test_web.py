@@ -1,14 +1,16 @@
-"""The HTTP handlers, called with mocked requests (no sockets)."""
+"""The HTTP handlers: /metrics scraped over loopback (it streams), the rest called with mocked
+requests."""
 
 from __future__ import annotations
 
 import gzip
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from prometheus_client import CollectorRegistry
 
 from exporter.can.client import PollResult
@@ -53,6 +55,27 @@ async def _call(app: web.Application, method: str, path: str, **headers: str) ->
     return response
 
 
+@dataclass
+class Scrape:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes  # as sent: still compressed when gzip
+
+    @property
+    def content_type(self) -> str:
+        return self.headers["Content-Type"].split(";")[0]
+
+
+async def _scrape(app: web.Application, method: str = "GET", **headers: str) -> Scrape:
+    """/metrics over a real socket on 127.0.0.1, the body as it came (identity unless the
+    headers ask for gzip)."""
+    asked = {"Accept-Encoding": "identity", **headers}
+    async with TestClient(TestServer(app, host="127.0.0.1"), auto_decompress=False) as client:
+        response = await client.request(method, "/metrics", headers=asked)
+        body = await response.read()
+        return Scrape(response.status, dict(response.headers), body)
+
+
 def _store() -> SnapshotStore:
     store = SnapshotStore()
     polled = next_snapshot(
@@ -64,16 +87,45 @@ def _store() -> SnapshotStore:
 
 
 async def test_metrics_plain_and_gzip() -> None:
-    app = _app(_store())
-    plain = await _call(app, "GET", "/metrics")
+    plain = await _scrape(_app(_store()))
     assert plain.status == 200
     assert plain.content_type == "text/plain"
-    assert plain.body is not None
-    assert b'aloudata_can_data_lag_seconds{group="a",target="prod"} 100800.0' in plain.body  # type: ignore[operator]
+    assert "Content-Encoding" not in plain.headers
+    assert int(plain.headers["Content-Length"]) == len(plain.body)
+    assert b'aloudata_can_data_lag_seconds{group="a",target="prod"} 100800.0' in plain.body
 
-    zipped = await _call(app, "GET", "/metrics", **{"Accept-Encoding": "gzip, deflate"})
+    zipped = await _scrape(_app(_store()), **{"Accept-Encoding": "gzip, deflate"})
     assert zipped.headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(zipped.body) == plain.body  # type: ignore[arg-type]
+    assert int(zipped.headers["Content-Length"]) == len(zipped.body)
+    assert gzip.decompress(zipped.body) == plain.body
+
+
+async def test_metrics_streams_a_body_of_many_chunks_whole() -> None:
+    store = SnapshotStore()
+    for index in range(700):  # several of the exposition's chunks per family
+        group = make_group(f"g{index:03d}")
+        store.put(next_snapshot(GroupSnapshot(group), PollResult(make_reading(), None, 0.1), NOW))
+    plain = await _scrape(_app(store))
+    zipped = await _scrape(_app(store), **{"Accept-Encoding": "gzip"})
+
+    lines = plain.body.decode().splitlines()
+    lag = [line for line in lines if line.startswith("aloudata_can_data_lag_seconds{")]
+    assert [line.split('"')[1] for line in lag] == [f"g{index:03d}" for index in range(700)]
+    build_info = next(
+        i for i, line in enumerate(lines) if line.startswith("aloudata_can_exporter_build_info{")
+    )
+    assert build_info > lines.index(lag[-1])  # the exporter's own metrics after the groups'
+    assert int(plain.headers["Content-Length"]) == len(plain.body)
+    assert gzip.decompress(zipped.body) == plain.body
+
+
+async def test_a_head_of_metrics_has_the_length_and_no_body() -> None:
+    get = await _scrape(_app(_store()), **{"Accept-Encoding": "gzip"})
+    head = await _scrape(_app(_store()), "HEAD", **{"Accept-Encoding": "gzip"})
+    assert head.status == 200
+    assert head.body == b""
+    assert head.headers["Content-Length"] == get.headers["Content-Length"]
+    assert head.headers["Content-Encoding"] == "gzip"
 
 
 async def test_readiness() -> None:
@@ -119,18 +171,15 @@ async def test_landing_page_shows_backoff_and_open_circuits() -> None:
 
 
 async def test_metrics_joins_group_and_exporter_metrics_in_both_formats() -> None:
-    app = _app(_store())
-    text = await _call(app, "GET", "/metrics")
-    assert text.body is not None
-    body = bytes(text.body)  # type: ignore[arg-type]
+    text = await _scrape(_app(_store()))
+    body = text.body
     assert b'aloudata_can_poll_success{group="a",target="prod"} 1.0' in body
     assert b"aloudata_can_exporter_build_info{" in body
 
     accept = "application/openmetrics-text; version=1.0.0"
-    openmetrics = await _call(app, "GET", "/metrics", Accept=accept)
+    openmetrics = await _scrape(_app(_store()), Accept=accept)
     assert openmetrics.content_type == "application/openmetrics-text"
-    assert openmetrics.body is not None
-    om_body = bytes(openmetrics.body)  # type: ignore[arg-type]
+    om_body = openmetrics.body
     assert b'aloudata_can_poll_success{group="a",target="prod"} 1.0' in om_body
     assert b"aloudata_can_exporter_build_info{" in om_body
     assert om_body.endswith(b"# EOF\n")
@@ -153,7 +202,7 @@ async def test_metrics_joins_group_and_exporter_metrics_in_both_formats() -> Non
 async def test_the_text_format_is_served_whenever_it_is_accepted(
     accept: str, content_type: str
 ) -> None:
-    response = await _call(_app(_store()), "GET", "/metrics", Accept=accept)
+    response = await _scrape(_app(_store()), Accept=accept)
     assert response.content_type == content_type
     if content_type == "text/plain":
         assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
