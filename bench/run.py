@@ -108,6 +108,7 @@ PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=0.0.1;q=0.4,"
     "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 )
+PROMETHEUS_HEADERS = {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
 
 _T = TypeVar("_T")
 _LOG_TS = re.compile(r"\bts=(\S+)")
@@ -507,6 +508,7 @@ class Scrapes:
     content_encoding: str = ""
     first: tuple[float, bytes] | None = None  # (mid-request wall time, body) of text scrapes
     last: tuple[float, bytes] | None = None
+    peak_rss_bytes: int | None = None  # VmHWM over these scrapes, when it could be reset
 
     @property
     def median(self) -> float:
@@ -888,13 +890,17 @@ def measure_groups(
             )
             with httpx.Client(timeout=SCRAPE_TIMEOUT) as client:
                 url = exporter.url + "/metrics"
-                _, _, body = scrape(client, url, {"Accept-Encoding": "identity"})
+                # As Prometheus asks: the text path holds more memory afterwards, and the
+                # peak of Prometheus' own scrapes is measured first.
+                _, _, raw = scrape(client, url, PROMETHEUS_HEADERS)
+                body = gzip.decompress(raw)
                 check_polls(cycle, body)
                 if largest and index == args.repeat - 1:
                     (workdir / f"metrics-{groups}.txt").write_bytes(body)
                     results.samples = count_samples(body)
-                    measure_scrapes(args, client, url, results)
-                    results.peak_rss_bytes = read_status_kib(exporter.pid, "VmHWM") * KIB
+                    results.peak_rss_bytes = measure_scrapes(
+                        args, client, url, results, exporter.pid
+                    )
         finally:
             exporter.stop()
         runs.append((floor, cycle))
@@ -928,20 +934,37 @@ def time_command(args: argparse.Namespace, exporter_args: Sequence[str]) -> floa
 
 
 def measure_scrapes(
-    args: argparse.Namespace, client: httpx.Client, url: str, results: Results
-) -> None:
+    args: argparse.Namespace, client: httpx.Client, url: str, results: Results, pid: int
+) -> int:
+    """Time each kind of scrape into ``results``; returns the peak RSS since the start."""
+    peak = read_status_kib(pid, "VmHWM") * KIB
+    # Prometheus' kind first: an identity scrape leaves the most memory held behind.
     kinds = (
-        ("text", {"Accept-Encoding": "identity"}),
+        ("prometheus", PROMETHEUS_HEADERS),
         ("gzip", {"Accept-Encoding": "gzip"}),
-        ("prometheus", {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}),
+        ("text", {"Accept-Encoding": "identity"}),
     )
     for kind, headers in kinds:
+        reset = reset_peak_rss(pid)
         scrapes = time_scrapes(client, url, kind, headers, args.scrapes)
+        peak = max(peak, read_status_kib(pid, "VmHWM") * KIB)
+        if reset:
+            scrapes.peak_rss_bytes = read_status_kib(pid, "VmHWM") * KIB
         results.scrapes.append(scrapes)
         _progress(
             f"scrape {kind}: median {scrapes.median * 1000:.0f} ms of {len(scrapes.durations)}, "
             f"{scrapes.body_bytes / MIB:.2f} MiB"
         )
+    return peak
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Set the process's VmHWM back to its RSS now (Linux 4.0+); False where that is refused."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -1015,7 +1038,7 @@ def scrape_rows(args: argparse.Namespace, results: Results) -> list[Row]:
         "gzip": "scrape /metrics, gzip",
         "prometheus": "scrape, Prometheus' Accept + gzip",
     }
-    for scrapes in results.scrapes:
+    for scrapes in sorted(results.scrapes, key=lambda s: list(labels).index(s.kind)):
         ratio = scrapes.median / reference.median
         gzipped = scrapes.content_encoding == "gzip"
         served = f"{_size(scrapes.body_bytes)}{' gzip' if gzipped else ''}"
@@ -1136,6 +1159,12 @@ def build_notes(args: argparse.Namespace, results: Results) -> list[str]:
         notes.append(f"{args.groups[-1]:,} groups: {results.samples:,} samples on /metrics")
     if results.peak_rss_bytes:
         notes.append(f"peak RSS (VmHWM) after the scrapes: {results.peak_rss_bytes / MIB:.1f} MiB")
+    peaks = [f"{s.kind} {s.peak_rss_bytes / MIB:.1f}" for s in results.scrapes if s.peak_rss_bytes]
+    if peaks:
+        notes.append(
+            f"peak RSS (VmHWM) over each kind of scrape, from the RSS the one before left: "
+            f"{' MiB, '.join(peaks)} MiB"
+        )
     reference = results.reference
     if reference is not None:
         notes.append(
