@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 
+from exporter import metrics as m
+from exporter.collector import schedule_values
+from exporter.config import ThresholdValues
 from exporter.durations import format_duration
 from exporter.state import GroupSnapshot
 
@@ -19,7 +24,21 @@ _COLUMNS = (
     "NOT READY",
     "DURATION",
     "NEXT POLL",
+    "ATTENTION",
 )
+
+
+class Severity(Enum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One condition a shipped alert rule tests, true at the time of the report."""
+
+    severity: Severity
+    text: str
 
 
 def describe_status(snapshot: GroupSnapshot) -> str:
@@ -69,7 +88,62 @@ def table_rows(snapshot: GroupSnapshot, now: datetime) -> list[str]:
         ("yes" if reading.has_not_ready else "no") if reading else "-",
         f"{durations.total / durations.count:.3f}s" if durations.count else "-",
         format_until(snapshot.next_poll_time, now),
+        describe_findings(findings(snapshot, now)),
     ]
+
+
+def findings(snapshot: GroupSnapshot, now: datetime) -> list[Finding]:
+    """What the alert rules in deploy/prometheus compare, as they compare it, at ``now``:
+    lag and age strictly over a threshold, not ready, a refresh overdue, data periods behind,
+    refreshes without new data at a threshold. Critical first. The rules also wait their
+    ``for:`` before firing; a failed poll shows in the status instead."""
+    group, reading = snapshot.group, snapshot.reading
+    if reading is None:
+        return []
+    at = now.timestamp()
+    found: list[Finding] = []
+    for name, moment, thresholds in (
+        ("data lag", reading.latest_data_time, group.data_lag),
+        ("refresh age", reading.latest_refresh_time, group.refresh_age),
+    ):
+        if moment is None:
+            continue
+        age = at - moment.timestamp()
+        if passed := _passed(age, thresholds, strictly=True):
+            severity, threshold = passed
+            text = f"{name} {format_duration(round(age))} over {format_duration(threshold)}"
+            found.append(Finding(severity, text))
+    if reading.has_not_ready:
+        found.append(Finding(Severity.WARNING, "not ready"))
+    for spec, value in schedule_values(group, reading, at):
+        if spec is m.REFRESH_OVERDUE and value > 0:
+            overdue = format_duration(round(value))
+            found.append(Finding(Severity.WARNING, f"refresh overdue {overdue}"))
+        elif spec is m.DATA_LAG_PERIODS and value >= 1:
+            found.append(Finding(Severity.WARNING, f"{value:.0f} data periods behind"))
+    streak = snapshot.changes.refreshes_without_new_data
+    if passed := _passed(streak, group.refreshes_without_new_data, strictly=False):
+        severity, threshold = passed
+        text = f"{streak} refreshes without new data (threshold {threshold:.0f})"
+        found.append(Finding(severity, text))
+    return sorted(found, key=lambda finding: finding.severity is not Severity.CRITICAL)
+
+
+def _passed(
+    value: float, thresholds: ThresholdValues, *, strictly: bool
+) -> tuple[Severity, float] | None:
+    """The highest severity whose threshold ``value`` passes, and that threshold."""
+    for severity, threshold in (
+        (Severity.CRITICAL, thresholds.critical),
+        (Severity.WARNING, thresholds.warning),
+    ):
+        if threshold is not None and (value > threshold if strictly else value >= threshold):
+            return severity, threshold
+    return None
+
+
+def describe_findings(found: Sequence[Finding]) -> str:
+    return "; ".join(f"{finding.severity.value}: {finding.text}" for finding in found) or "-"
 
 
 def render_table(snapshots: Sequence[GroupSnapshot], now: datetime) -> str:

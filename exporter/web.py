@@ -30,7 +30,14 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.clock import Clock
 from exporter.exposition import Exposition
-from exporter.report import describe_status, format_age, format_until
+from exporter.report import (
+    Severity,
+    describe_findings,
+    describe_status,
+    findings,
+    format_age,
+    format_until,
+)
 from exporter.settings import ListenAddress
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot
 from exporter.webauth import BasicAuth
@@ -386,12 +393,13 @@ def render_landing_page(
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Aloudata CAN exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
-.ok{{color:#2a7}}.fail{{color:#c33}}</style></head>
+.ok{{color:#2a7}}.warn{{color:#b70}}.fail{{color:#c33}}</style></head>
 <body><h1>Aloudata CAN exporter</h1>
 <p>Version {html.escape(__version__)}.
 <a href="{path}">Metrics</a> · <a href="/healthz">Health</a> · <a href="/readyz">Readiness</a></p>
 {circuits}<table><thead><tr><th>Target</th><th>Group</th><th>Plans</th><th>Last poll</th>
-<th>Data lag</th><th>Refresh age</th><th>Not ready</th><th>Next poll</th></tr></thead>
+<th>Data lag</th><th>Refresh age</th><th>Not ready</th><th>Next poll</th><th>Attention</th>
+</tr></thead>
 <tbody>
 {rows}
 </tbody></table></body></html>
@@ -419,6 +427,10 @@ def _landing_row(snapshot: GroupSnapshot, now: datetime) -> str:
         else f"<td>{html.escape(cell)}</td>"
         for index, cell in enumerate(cells)
     )
+    found = findings(snapshot, now)
+    level = "" if not found else "fail" if found[0].severity is Severity.CRITICAL else "warn"
+    attention = html.escape(describe_findings(found))
+    tds += f'<td class="{level}">{attention}</td>' if level else f"<td>{attention}</td>"
     return f"<tr>{tds}</tr>"
 
 

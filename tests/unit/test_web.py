@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -18,7 +18,7 @@ from exporter.clock import FixedClock
 from exporter.exposition import Exposition
 from exporter.metrics import ExporterMetrics
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
-from exporter.web import WebApp, WebOptions
+from exporter.web import WebApp, WebOptions, render_landing_page
 from tests.conftest import NOW, make_group, make_reading
 
 
@@ -154,6 +154,8 @@ async def test_landing_page_escapes_and_shows_states() -> None:
     assert ">ok<" in page
     assert ">pending<" in page
     assert ">1d4h<" in page  # the data lag of group a
+    assert '<td class="warn">warning: data lag 1d4h over 1d2h</td></tr>' in page
+    assert "<td>-</td></tr>" in page  # nothing to say of the pending group yet
 
 
 async def test_landing_page_shows_backoff_and_open_circuits() -> None:
@@ -206,3 +208,10 @@ async def test_the_text_format_is_served_whenever_it_is_accepted(
     assert response.content_type == content_type
     if content_type == "text/plain":
         assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_landing_page_marks_a_critical_finding() -> None:
+    stale = make_reading(datetime(2024, 8, 30, tzinfo=UTC), datetime(2024, 9, 2, 3, tzinfo=UTC))
+    snapshot = next_snapshot(GroupSnapshot(make_group()), PollResult(stale, None, 0.1), NOW)
+    page = render_landing_page([snapshot], NOW, "/metrics")
+    assert '<td class="fail">critical: data lag 3d4h over 2d2h</td></tr>' in page
