@@ -369,30 +369,42 @@ async def test_switching_per_plan_to_auto_by_reload_starts_afresh(
     assert snapshot.group.drilldown
 
 
-async def test_a_reload_during_a_drilldown_stops_it_without_an_error(
-    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
-) -> None:
+async def _reload_during_a_drilldown(
+    poller: Poller, httpx_mock: HTTPXMock, group: Body, plans: Mapping[str, Body], reload: Config
+) -> list[list[str]]:
+    """Poll the 20-plan auto group (one request at a time) against a CAN answering ``group``
+    for the whole group and ``plans`` (FRESH otherwise) for each plan, apply ``reload`` while
+    the first plan's request is out, and return the plan lists CAN was asked about."""
     asked: list[list[str]] = []
     reloaded = asyncio.Event()
     plan_asked = asyncio.Event()
 
     async def answer(request: httpx.Request) -> httpx.Response:
-        plans: list[str] = json.loads(request.content)["planIdList"]
-        asked.append(plans)
-        if len(plans) > 1:
-            return httpx.Response(200, json=CAN_MISSING_BODY)
+        plans_asked: list[str] = json.loads(request.content)["planIdList"]
+        asked.append(plans_asked)
+        if len(plans_asked) > 1:
+            return httpx.Response(200, json=group)
         plan_asked.set()
         await reloaded.wait()
-        return httpx.Response(200, json=FRESH)
+        return httpx.Response(200, json=plans.get(plans_asked[0], FRESH))
 
     httpx_mock.add_callback(answer, url=ENDPOINT, is_reusable=True)
     poller.apply(_config(concurrency=1))
     polling = asyncio.create_task(poller.poll_group(KEY))
     await asyncio.wait_for(plan_asked.wait(), 5)  # the group, then the first plan
-    # New credentials: a new client; the old one is closed after its timeout.
-    poller.apply(parse_config(_config_text(concurrency=1, apikey="rotated"), environ={}))
+    poller.apply(reload)
     reloaded.set()
-    await asyncio.wait_for(polling, 5)  # no "CanClient is closed" from the 18 plans left
+    await asyncio.wait_for(polling, 5)
+    return asked
+
+
+async def test_a_reload_during_a_drilldown_stops_it_without_an_error(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
+) -> None:
+    # New credentials: a new client; the old one is closed after its timeout.
+    rotated = parse_config(_config_text(concurrency=1, apikey="rotated"), environ={})
+    # No "CanClient is closed" from the 18 plans left.
+    asked = await _reload_during_a_drilldown(poller, httpx_mock, CAN_MISSING_BODY, {}, rotated)
     assert len(asked) == 2
     snapshot = store.get(KEY)
     assert snapshot is not None
@@ -426,32 +438,11 @@ async def test_a_one_plan_group_asks_can_once_per_poll(
 async def test_a_threshold_reload_during_a_drilldown_keeps_its_answer(
     poller: Poller, store: SnapshotStore, clock: FixedClock, httpx_mock: HTTPXMock
 ) -> None:
-    asked: list[list[str]] = []
-    reloaded = asyncio.Event()
-    plan_asked = asyncio.Event()
-
-    async def answer(request: httpx.Request) -> httpx.Response:
-        plans: list[str] = json.loads(request.content)["planIdList"]
-        asked.append(plans)
-        if len(plans) > 1:
-            return httpx.Response(200, json=LAGGING)
-        plan_asked.set()
-        await reloaded.wait()
-        return httpx.Response(200, json=LAGGING if plans == ["p02"] else FRESH)
-
-    httpx_mock.add_callback(answer, url=ENDPOINT, is_reusable=True)
-    poller.apply(_config(concurrency=1))
-    polling = asyncio.create_task(poller.poll_group(KEY))
-    await asyncio.wait_for(plan_asked.wait(), 5)
     # Only a threshold and a label change: CAN's answer to the same question still stands.
-    poller.apply(
-        _config(
-            "per_plan: auto, thresholds: {data_lag: {warning: 30h}}, labels: {team: x}",
-            concurrency=1,
-        )
+    reload = _config(
+        "per_plan: auto, thresholds: {data_lag: {warning: 30h}}, labels: {team: x}", concurrency=1
     )
-    reloaded.set()
-    await asyncio.wait_for(polling, 5)
+    asked = await _reload_during_a_drilldown(poller, httpx_mock, LAGGING, {"p02": LAGGING}, reload)
 
     assert len(asked) == 1 + len(PLANS)  # the drilldown went on to every plan
     snapshot = store.get(KEY)
