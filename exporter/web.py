@@ -324,12 +324,16 @@ class WebApp:
         # copy, nor copied whole into the socket's buffer.
         response = web.StreamResponse(headers=headers)
         response.content_length = sum(len(chunk) for chunk in chunks)
-        await response.prepare(request)
-        if request.method != hdrs.METH_HEAD:
-            chunks.reverse()
-            while chunks:
-                await response.write(chunks.pop())
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            if request.method != hdrs.METH_HEAD:
+                chunks.reverse()
+                while chunks:
+                    await response.write(chunks.pop())
+            await response.write_eof()
+        except ConnectionError:
+            # A scraper that timed out and hung up: nothing is wrong here.
+            log.debug("scraper went away before the body was sent", extra={"left": len(chunks)})
         return response
 
     def _render(self, encoder: Encoder, content_type: str, compress: bool) -> list[bytes]:

@@ -3,7 +3,11 @@ requests."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import logging
+import socket
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -17,18 +21,19 @@ from exporter.can.client import PollResult
 from exporter.clock import FixedClock
 from exporter.exposition import Exposition
 from exporter.metrics import ExporterMetrics
+from exporter.settings import ListenAddress
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 from exporter.web import WebApp, WebOptions, render_landing_page
 from tests.conftest import NOW, make_group, make_reading
 
 
-def _app(
+def _web_app(
     store: SnapshotStore,
     *,
     ready: bool = True,
     lifecycle: bool = False,
     reload_problems: list[str] | None = None,
-) -> web.Application:
+) -> WebApp:
     registry = CollectorRegistry()
     ExporterMetrics(registry)
 
@@ -43,6 +48,18 @@ def _app(
         is_ready=lambda: ready,
         reload=reload,
         options=WebOptions("/metrics", lifecycle),
+    )
+
+
+def _app(
+    store: SnapshotStore,
+    *,
+    ready: bool = True,
+    lifecycle: bool = False,
+    reload_problems: list[str] | None = None,
+) -> web.Application:
+    return _web_app(
+        store, ready=ready, lifecycle=lifecycle, reload_problems=reload_problems
     ).application()
 
 
@@ -215,3 +232,36 @@ def test_landing_page_marks_a_critical_finding() -> None:
     snapshot = next_snapshot(GroupSnapshot(make_group()), PollResult(stale, None, 0.1), NOW)
     page = render_landing_page([snapshot], NOW, "/metrics")
     assert '<td class="fail">critical: data lag 3d4h over 2d2h</td></tr>' in page
+
+
+async def test_a_scraper_that_goes_away_mid_body_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = SnapshotStore()
+    for index in range(4000):  # about 10 MB of text: more than the socket buffers hold
+        group = make_group(f"group-with-a-long-name-{index:05d}", plans=("p1", "p2"))
+        store.put(next_snapshot(GroupSnapshot(group), PollResult(make_reading(), None, 0.1), NOW))
+    caplog.set_level(logging.DEBUG)
+    app = _web_app(store)
+    # The daemon's own server (AppRunner), not aiohttp's TestServer, which handles this apart.
+    (bound,) = await app.start(ListenAddress("127.0.0.1", 0))
+    try:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the body backs up
+        client.setblocking(False)
+        port = int(bound.rsplit(":", 1)[1])
+        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=client)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()  # a reset, as a scraper timing out may leave
+        for _ in range(250):
+            await asyncio.sleep(0.02)
+            if any(r.getMessage().startswith("scraper went away") for r in caplog.records):
+                break
+    finally:
+        await app.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any(r.getMessage().startswith("scraper went away") for r in caplog.records)
