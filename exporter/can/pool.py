@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import cast
 
 import httpcore
@@ -86,7 +87,9 @@ class Connection:
     async def receive_head(self, timeout: float | None) -> ResponseHead:
         """The final response's head, after any 1xx ones."""
         while True:
-            head = _parse_head(await self._read_until(b"\r\n\r\n", timeout, "response head"))
+            data = await self._read_until(b"\r\n\r\n", timeout, "response head")
+            with _from_can():
+                head = parse_head(data)
             if head.status >= 200:
                 return head
 
@@ -103,7 +106,7 @@ class Connection:
                 remaining -= len(data)
                 yield data
         elif head.framing is Framing.CHUNKED:
-            while size := _chunk_size(await self._read_until(b"\r\n", timeout, "chunk size")):
+            while size := await self._chunk_size(timeout):
                 while size:
                     data = await self._read(min(size, _READ_CHUNK), timeout)
                     if not data:
@@ -115,10 +118,16 @@ class Connection:
             # Trailer fields, if any, up to the empty line: checked, then dropped. A line that
             # is not a field means the chunk sizes did not match the data.
             while (line := await self._read_until(b"\r\n", timeout, "trailer")) != b"\r\n":
-                _trailer_field(line)
+                with _from_can("in the trailer: "):
+                    parse_field(line[:-2])
         elif head.framing is Framing.UNTIL_CLOSE:
             while data := await self._read(_READ_CHUNK, timeout):
                 yield data
+
+    async def _chunk_size(self, timeout: float | None) -> int:
+        line = await self._read_until(b"\r\n", timeout, "chunk size")
+        with _from_can():
+            return parse_chunk_size(line[:-2])
 
     async def _read(self, max_bytes: int, timeout: float | None) -> bytes:
         try:
@@ -152,25 +161,13 @@ class Connection:
         self._writer.close()
 
 
-def _parse_head(head: bytes) -> ResponseHead:
+@contextmanager
+def _from_can(where: str = "") -> Iterator[None]:
+    """What CAN sent is not HTTP this client reads: httpcore's error for that, as httpx maps."""
     try:
-        return parse_head(head)
+        yield
     except ProtocolError as exc:
-        raise httpcore.RemoteProtocolError(str(exc)) from None
-
-
-def _trailer_field(line: bytes) -> None:
-    try:
-        parse_field(line[:-2])
-    except ProtocolError as exc:
-        raise httpcore.RemoteProtocolError(f"in the trailer: {exc}") from None
-
-
-def _chunk_size(line: bytes) -> int:
-    try:
-        return parse_chunk_size(line[:-2])
-    except ProtocolError as exc:
-        raise httpcore.RemoteProtocolError(str(exc)) from None
+        raise httpcore.RemoteProtocolError(f"{where}{exc}") from None
 
 
 class ConnectionPool:
@@ -197,9 +194,10 @@ class ConnectionPool:
         if self._closed:  # closed while this request waited for a connection
             self._slots.release()
             raise RuntimeError("the connection pool is closed")
+        origin = _origin(request.url)
         connection: Connection | None = None
         try:
-            connection = self._idle_connection(_origin(request.url))
+            connection = self._idle_connection(origin)
             if connection is None:
                 connection = await self._connect(request.url, timeouts.get("connect"))
             await connection.send(request, timeouts.get("write"))
@@ -210,7 +208,7 @@ class ConnectionPool:
                 connection.close()
             self._slots.release()
             raise
-        body = ResponseBody(self, connection, _origin(request.url), head, read_timeout)
+        body = ResponseBody(self, connection, origin, head, read_timeout)
         return httpcore.Response(
             head.status,
             headers=head.headers,
