@@ -241,10 +241,9 @@ class Poller:
                     "drilldown_max_plans": group.drilldown_max_plans,
                 },
             )
-        if plans == group.plans and len(plans) == 1:
-            results = {plans[0]: result}  # the group's answer is its one plan's: not asked again
-        else:
-            results = await _poll_each(client, group, plans, current)
+        results = _one_plan_results(group, result) or await _poll_each(
+            client, group, plans, current
+        )
         found = offending(group, results, self._clock.now())
         log.debug(
             "drilldown",
@@ -418,9 +417,8 @@ async def _poll(
     if not per_plan:
         return await client.poll(group.plan_key, group.plans, group.timeout), None
     if len(group.plans) == 1:
-        # The group's request is the plan's: CAN is asked once.
         result = await client.poll(group.plan_key, group.plans, group.timeout)
-        return result, {group.plans[0]: result}
+        return result, _one_plan_results(group, result)
     return await asyncio.gather(
         client.poll(group.plan_key, group.plans, group.timeout),
         _poll_each(client, group, group.plans, current),
@@ -450,6 +448,12 @@ async def _poll_each(
     workers = min(len(plans), client.target.max_concurrency)
     await asyncio.gather(*(work() for _ in range(workers)))
     return {plan: results[plan] for plan in plans if plan in results}
+
+
+def _one_plan_results(group: Group, result: PollResult) -> dict[str, PollResult] | None:
+    """A group of one plan asked CAN exactly what asking that plan alone would: the group's
+    answer is the plan's, and CAN is not asked twice. None for a larger group."""
+    return {group.plans[0]: result} if len(group.plans) == 1 else None
 
 
 def _asks_the_same(previous: Group, group: Group) -> bool:
