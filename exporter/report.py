@@ -108,10 +108,9 @@ def findings(snapshot: GroupSnapshot, now: datetime) -> list[Finding]:
     ):
         if moment is None:
             continue
-        age = at - moment.timestamp()
-        if passed := _passed(age, thresholds, strictly=True):
+        if passed := _passed(at - moment.timestamp(), thresholds, strictly=True):
             severity, threshold = passed
-            text = f"{name} {format_duration(round(age))} over {format_duration(threshold)}"
+            text = f"{name} {format_age(moment, now)} over {format_duration(threshold)}"
             found.append(Finding(severity, text))
     if reading.has_not_ready:
         found.append(Finding(Severity.WARNING, "not ready"))
