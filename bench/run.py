@@ -947,9 +947,10 @@ def measure_scrapes(
     for kind, headers in kinds:
         reset = reset_peak_rss(pid)
         scrapes = time_scrapes(client, url, kind, headers, args.scrapes)
-        peak = max(peak, read_status_kib(pid, "VmHWM") * KIB)
+        kind_peak = read_status_kib(pid, "VmHWM") * KIB
+        peak = max(peak, kind_peak)
         if reset:
-            scrapes.peak_rss_bytes = read_status_kib(pid, "VmHWM") * KIB
+            scrapes.peak_rss_bytes = kind_peak
         results.scrapes.append(scrapes)
         _progress(
             f"scrape {kind}: median {scrapes.median * 1000:.0f} ms of {len(scrapes.durations)}, "
@@ -1130,7 +1131,7 @@ def build_notes(args: argparse.Namespace, results: Results) -> list[str]:
                 f"{floor.errors} errors; other processes "
                 f"{share(floor.others_cpu, floor.seconds)} of a core"
             )
-            ideal = groups * args.latency / args.concurrency
+            ideal = ideal_cycle(args, groups)
             if floor.seconds / ideal > CYCLE_GOAL:
                 notes.append(
                     f"{groups:,} groups: the floor itself is {floor.seconds / ideal:.2f}x the "
