@@ -178,14 +178,19 @@ class Poller:
         if group is None or client is None or circuit is None:
             return  # removed by a reload while the run was queued
         probe = circuit.is_open
-        if probe and not circuit.start_probe():
-            self._skip(group)  # another group's probe is out: CAN gets one request at a time
+        if probe and not circuit.start_probe(self._clock.now()):
+            # Another group's probe is out, or the probes are backing off: CAN gets one
+            # request at a time, fewer and fewer while it stays down.
+            self._skip(group)
             return
         try:
-            # A probe asks about the group only, not each of its plans as well.
+            # A probe asks about the group only, not each of its plans as well, and once: a
+            # retry would only double what a dead target is sent.
             current = functools.partial(self._current, client, group)
             per_plan = group.per_plan and not probe
-            result, plan_results = await _poll(client, group, per_plan=per_plan, current=current)
+            result, plan_results = await _poll(
+                client, group, per_plan=per_plan, current=current, retry=not probe
+            )
             if group.drilldown and not probe:
                 plan_results = await self._drill_down(client, group, result, current)
         finally:
@@ -200,12 +205,14 @@ class Poller:
         group = latest
         previous = self._store.get(key) or GroupSnapshot(group)
         now = self._clock.now()
-        snapshot = next_snapshot(previous, result, now, plan_results)
-        self._store.put(replace(snapshot, next_poll_time=self._next_poll_time(snapshot, now)))
-        _log_outcome(group, previous, result, plan_results, now)
         reason = result.error.reason if result.error is not None else None
         groups = self._target_groups.get(group.target, set())
         change = circuit.record(group.name, reason, groups)
+        if circuit.is_open:  # it opened, or a probe failed: the next probe waits longer
+            circuit.hold_probes(now, group.interval, group.max_backoff, self._random.random())
+        snapshot = next_snapshot(previous, result, now, plan_results)
+        self._store.put(replace(snapshot, next_poll_time=self._next_poll_time(snapshot, now)))
+        _log_outcome(group, previous, result, plan_results, now)
         self._store.put_target(TargetSnapshot(group.target, circuit.is_open, client.requests_sent))
         if change is not None:
             self._circuit_changed(group.target, change, circuit)
@@ -261,13 +268,16 @@ class Poller:
         return known.max_concurrency if known is not None else 1
 
     def _next_poll_time(self, snapshot: GroupSnapshot, now: datetime) -> datetime:
-        """When the group is polled next: on schedule after a success, backed off after failures.
+        """When the group is polled next: on schedule after a success, backed off after failures,
+        and not before the next probe while the target's circuit is open.
 
         A failure moves the group's job; a success leaves the job on its interval.
         """
         group = snapshot.group
         job = self._scheduler.get_job(_job_id(group.key))
-        if snapshot.consecutive_failures == 0:
+        circuit = self._circuits.get(group.target)
+        next_probe = circuit.next_probe if circuit is not None else None
+        if snapshot.consecutive_failures == 0 and next_probe is None:
             if self._scheduler.running and job is not None and job.next_run_time is not None:
                 scheduled: datetime = job.next_run_time
                 return scheduled
@@ -276,6 +286,8 @@ class Poller:
             group.interval, snapshot.consecutive_failures, group.max_backoff, self._random.random()
         )
         next_time = now + timedelta(seconds=delay)
+        if next_probe is not None and next_probe > next_time:
+            next_time = next_probe
         if job is not None:
             job.modify(next_run_time=next_time)
         return next_time
@@ -412,10 +424,15 @@ class Poller:
 
 
 async def _poll(
-    client: CanClient, group: Group, *, per_plan: bool, current: Callable[[], bool]
+    client: CanClient,
+    group: Group,
+    *,
+    per_plan: bool,
+    current: Callable[[], bool],
+    retry: bool = True,
 ) -> tuple[PollResult, dict[str, PollResult] | None]:
     if not per_plan:
-        return await client.poll(group.plan_key, group.plans, group.timeout), None
+        return await client.poll(group.plan_key, group.plans, group.timeout, retry=retry), None
     if len(group.plans) == 1:
         result = await client.poll(group.plan_key, group.plans, group.timeout)
         return result, _one_plan_results(group, result)

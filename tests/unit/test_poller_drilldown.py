@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -314,9 +315,11 @@ async def test_a_probe_never_drills_down(
     assert store.targets()[0].circuit_open
     can.take()
 
-    # The probe finds CAN up and a plan missing: it asks about the group only.
+    # The probe (once the circuit lets it go) finds CAN up and a plan missing: it asks about
+    # the group only.
     can.group = MISSING_BODY
     can.plans[GONE] = MISSING_BODY
+    clock.at += timedelta(minutes=5)
     await poller.poll_group(KEY)
     assert can.take() == [PLANS]
     assert not store.targets()[0].circuit_open
