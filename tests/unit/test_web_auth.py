@@ -23,9 +23,10 @@ from exporter.can.client import PollResult
 from exporter.clock import FixedClock
 from exporter.exposition import Exposition
 from exporter.state import GroupSnapshot, SnapshotStore, next_snapshot
-from exporter.web import WWW_AUTHENTICATE, WebApp, WebOptions, WebSecurity
+from exporter.web import WWW_AUTHENTICATE, WebApp, WebOptions
 from exporter.webauth import BasicAuth, parse_basic_authorization
 from exporter.webconfig import WebConfig
+from exporter.websecurity import WebSecurity
 from tests.conftest import NOW, make_group, make_reading
 
 PASSWORD = "pr0metheus-Scrape-9a"
