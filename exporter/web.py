@@ -1,8 +1,9 @@
 """The HTTP side: telemetry, health, readiness, reload and a landing page (aiohttp).
 
 No handler ever waits on CAN: the telemetry path renders what the poller already stored.
-With ``--web.config.file`` (``WebSecurity``) the server speaks TLS, asks for basic auth on
-every path before any handler runs, and adds the configured response headers.
+With ``--web.config.file`` (``WebSecurity``) the server speaks TLS, applies the rate limit and
+asks for basic auth on every path before any handler runs, and adds the configured response
+headers.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class WebApp:
         self._render_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
         app.on_cleanup.append(self._close_render_executor)
         if self._security is not None:
-            app.middlewares.append(self._require_basic_auth)
+            app.middlewares.append(self._guard)
             app.on_response_prepare.append(self._add_headers)
             app.on_cleanup.append(self._close_security)
         app.router.add_get(self._options.telemetry_path, self._metrics)
@@ -117,12 +118,13 @@ class WebApp:
             self._runner = None
 
     @web.middleware
-    async def _require_basic_auth(
-        self, request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        """Every path, known or not, answers 401 before its handler runs without credentials."""
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Before any handler, on every path, known or not: the rate limit (429), then basic
+        auth (401 without the right credentials), in exporter-toolkit's order."""
         assert self._security is not None  # installed only with a web config
         self._security.refresh()
+        if not self._security.allow_request():
+            return web.Response(status=429, text="Too Many Requests\n")
         auth = self._security.auth
         if auth is not None and not await auth.verify(request.headers.get(hdrs.AUTHORIZATION)):
             return web.Response(

@@ -18,6 +18,7 @@ from exporter.webconfig import (
     build_ssl_context,
     load_web_config,
 )
+from exporter.webratelimit import RateLimit, TokenBucket
 
 # The web server's logger: these lines are part of what it says.
 log = logging.getLogger("exporter.web")
@@ -27,7 +28,7 @@ WEB_CONFIG_CHECK_INTERVAL_SECONDS = 1.0
 
 
 class WebSecurity:
-    """The ``--web.config.file`` in force: basic auth, response headers and the TLS context.
+    """The ``--web.config.file`` in force: rate limit, basic auth, headers and the TLS context.
 
     exporter-toolkit reads the file on every request; here, on requests and TLS handshakes
     (at most once per ``check_interval``), the web config file and the TLS files it names are
@@ -36,6 +37,10 @@ class WebSecurity:
     only when its problems change), retried on later checks, and the running settings stay.
     Turning TLS on or off and changing client_auth_type, min_version or max_version need a
     restart: such a change is logged and the running TLS settings stay.
+
+    ``rate_limit`` follows the file too (exporter-toolkit reads it once, at start): a changed
+    limit starts a new bucket, full; a reload that leaves it as it was keeps the bucket and
+    its tokens, so touching the file does not refill it.
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class WebSecurity:
         # which renders /metrics, nor use more than one core.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basic-auth")
         self._auth = self._basic_auth(config)
+        self._bucket = _bucket_of(config.rate_limit)
         self._listening_context: ssl.SSLContext | None = None
         self._context: ssl.SSLContext | None = None
         if config.tls is not None:
@@ -78,6 +84,10 @@ class WebSecurity:
     @property
     def headers(self) -> Mapping[str, str]:
         return self._config.headers
+
+    def allow_request(self) -> bool:
+        """False when ``rate_limit`` refuses the request (it then gets 429)."""
+        return self._bucket is None or self._bucket.allow(self._monotonic())
 
     def refresh(self) -> None:
         """Load the web config again if it or its TLS files changed on disk."""
@@ -105,6 +115,8 @@ class WebSecurity:
         self._failure = None
         if config.users != self._config.users:
             self._auth = self._basic_auth(config)
+        if config.rate_limit != self._config.rate_limit:
+            self._bucket = _bucket_of(config.rate_limit)
         self._config = config
         self._signature = _signature(config.files())
         if context is not None:
@@ -112,7 +124,11 @@ class WebSecurity:
         _log_warnings(config)
         log.info(
             "web config reloaded",
-            extra={"tls": config.tls_enabled, "basic_auth": config.basic_auth_enabled},
+            extra={
+                "tls": config.tls_enabled,
+                "basic_auth": config.basic_auth_enabled,
+                "rate_limit": config.rate_limit is not None,
+            },
         )
 
     def close(self) -> None:
@@ -142,6 +158,16 @@ class WebSecurity:
             log.exception("web config check failed")
         if self._context is not None and self._context is not context:
             ssl_object.context = self._context
+
+
+def _bucket_of(limit: RateLimit | None) -> TokenBucket | None:
+    if limit is None:
+        return None
+    log.info(
+        "web rate limit in force",
+        extra={"burst": limit.burst, "interval_seconds": limit.interval},
+    )
+    return TokenBucket(limit)
 
 
 def _context_of(config: WebConfig) -> ssl.SSLContext:
