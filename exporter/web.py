@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.clock import Clock
 from exporter.exposition import Exposition
+from exporter.passwordchecks import ChecksBusyError
 from exporter.report import (
     Severity,
     describe_findings,
@@ -46,6 +47,7 @@ _GZIP_LEVEL = 1
 # zlib's window bits for a gzip header and trailer around the deflate stream.
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 WWW_AUTHENTICATE = 'Basic realm="aloudata-can-exporter"'
+CHECKS_BUSY = "Too Many Requests: password checks are busy\n"
 
 ReloadHandler = Callable[[], Awaitable[list[str]]]
 Encoder = Callable[[Collector], bytes]
@@ -120,13 +122,24 @@ class WebApp:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Before any handler, on every path, known or not: the rate limit (429), then basic
-        auth (401 without the right credentials), in exporter-toolkit's order."""
+        auth (401 without the right credentials, 429 when password checks are busy), in
+        exporter-toolkit's order."""
         assert self._security is not None  # installed only with a web config
         self._security.refresh()
         if not self._security.allow_request():
             return web.Response(status=429, text="Too Many Requests\n")
         auth = self._security.auth
-        if auth is not None and not await auth.verify(request.headers.get(hdrs.AUTHORIZATION)):
+        if auth is None:
+            return await handler(request)
+        try:
+            allowed = await auth.verify(
+                request.headers.get(hdrs.AUTHORIZATION), client=request.remote or ""
+            )
+        except ChecksBusyError:
+            # 429, not 401: the password was not checked, and a scraper's target page should
+            # say "too many requests", not that its credentials are wrong.
+            return web.Response(status=429, text=CHECKS_BUSY)
+        if not allowed:
             return web.Response(
                 status=401,
                 text="Unauthorized\n",

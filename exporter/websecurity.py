@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from exporter.passwordchecks import CheckQueue
 from exporter.webauth import BasicAuth
 from exporter.webconfig import (
     TLSSettings,
@@ -57,8 +58,10 @@ class WebSecurity:
         self._signature = _signature(config.files())
         self._failure: list[str] | None = None
         # bcrypt gets its own thread: wrong passwords cannot starve the default executor,
-        # which renders /metrics, nor use more than one core.
+        # which renders /metrics, nor use more than one core. One queue in front of it, kept
+        # across reloads, bounds the checks waiting for it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basic-auth")
+        self._checks = CheckQueue(self._executor)
         self._auth = self._basic_auth(config)
         self._bucket = _bucket_of(config.rate_limit)
         self._listening_context: ssl.SSLContext | None = None
@@ -80,6 +83,11 @@ class WebSecurity:
     @property
     def auth(self) -> BasicAuth | None:
         return self._auth
+
+    @property
+    def checks(self) -> CheckQueue:
+        """The password checks waiting or running, whichever users are configured."""
+        return self._checks
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -135,7 +143,7 @@ class WebSecurity:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _basic_auth(self, config: WebConfig) -> BasicAuth | None:
-        return BasicAuth(config.users, executor=self._executor) if config.users else None
+        return BasicAuth(config.users, checks=self._checks) if config.users else None
 
     def _keep_restart_only_settings(self, config: WebConfig) -> WebConfig:
         running = self._config.tls
