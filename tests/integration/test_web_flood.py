@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import multiprocessing
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Protocol
 
 import bcrypt
 import httpx
@@ -43,9 +45,18 @@ FLOOD_MAX_SECONDS = 30.0
 # The scraper starts once the flood has had this many answers (or after the wait below).
 FLOOD_ANSWERS_FIRST = 200
 FLOOD_HEAD_START_SECONDS = 5.0
+FLOOD_NICENESS = 10
 # Issue 15: a valid user's scrape still answers in under 1 s during the flood.
 SCRAPE_BOUND_SECONDS = 1.0
 RELOAD_CHECK_SECONDS = 1.2  # past the web config's once-a-second change check
+
+
+class EventLike(Protocol):
+    """threading.Event or multiprocessing's."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
 
 
 def exporter_config(can_port: int) -> str:
@@ -93,13 +104,14 @@ class Flood:
     flood is, so the test's own CPU goes to the exporter rather than to an HTTP client.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, answered: EventLike, stop: EventLike) -> None:
         host, _, port = url.removeprefix("http://").partition(":")
         self.address = (host, int(port))
         self.statuses: Counter[int] = Counter()
         self.refusal_seconds: list[float] = []
         self.errors: list[str] = []
-        self.stop = threading.Event()
+        self.answered = answered  # set once FLOOD_ANSWERS_FIRST answers came back
+        self.stop = stop
         self._sent = 0
 
     async def run(self) -> None:
@@ -132,6 +144,8 @@ class Flood:
                 )
                 status = await asyncio.wait_for(_read_response(reader), FLOOD_MAX_SECONDS)
                 self.statuses[status] += 1
+                if self.statuses.total() == FLOOD_ANSWERS_FIRST:
+                    self.answered.set()
                 if status == 429:
                     self.refusal_seconds.append(time.monotonic() - started)
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
@@ -153,6 +167,21 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+FloodReport = tuple[dict[int, int], list[float], list[str]]
+
+
+def _flood_process(
+    url: str, answered: EventLike, stop: EventLike, report: Queue[FloodReport]
+) -> None:
+    """The flood in a process of its own, so that its event loop and the scraper's timing in
+    the test's process do not wait on each other for the GIL; and at a lower CPU priority, as a
+    real flood's sender runs on another machine, not on the exporter's cores."""
+    os.nice(FLOOD_NICENESS)
+    flood = Flood(url, answered, stop)
+    asyncio.run(flood.run())
+    report.put((dict(flood.statuses), flood.refusal_seconds, flood.errors))
+
+
 def timed_scrape(url: str) -> tuple[int, float]:
     started = time.monotonic()
     response = httpx.get(
@@ -162,27 +191,24 @@ def timed_scrape(url: str) -> tuple[int, float]:
 
 
 def test_a_valid_scraper_gets_through_a_flood_of_wrong_passwords(guarded: Exporter) -> None:
-    flood = Flood(guarded.url)
+    context = multiprocessing.get_context("spawn")
+    answered, stop = context.Event(), context.Event()
+    report: Queue[FloodReport] = context.Queue()
+    flooder = context.Process(target=_flood_process, args=(guarded.url, answered, stop, report))
+    flooder.start()
     results: dict[str, tuple[int, float]] = {}
+    try:
+        answered.wait(FLOOD_HEAD_START_SECONDS)
+        results["first, checked during the flood"] = timed_scrape(guarded.url)
+        results["second, cached"] = timed_scrape(guarded.url)
+    finally:
+        stop.set()
+        statuses, refusal_seconds, errors = report.get(timeout=FLOOD_MAX_SECONDS * 2)
+        flooder.join(FLOOD_MAX_SECONDS)
 
-    def scraper() -> None:
-        try:
-            deadline = time.monotonic() + FLOOD_HEAD_START_SECONDS
-            while flood.statuses.total() < FLOOD_ANSWERS_FIRST and time.monotonic() < deadline:
-                time.sleep(0.01)
-            results["first, checked during the flood"] = timed_scrape(guarded.url)
-            results["second, cached"] = timed_scrape(guarded.url)
-        finally:
-            flood.stop.set()
-
-    thread = threading.Thread(target=scraper)
-    thread.start()
-    asyncio.run(flood.run())
-    thread.join(FLOOD_MAX_SECONDS)
-
-    refusals = sorted(flood.refusal_seconds) or [float("nan")]
+    refusals = sorted(refusal_seconds) or [float("nan")]
     print(
-        f"\nflood: {dict(flood.statuses)}, errors {Counter(flood.errors)}; 429 in "
+        f"\nflood: {statuses}, errors {Counter(errors)}; 429 in "
         f"median {refusals[len(refusals) // 2] * 1000:.1f} ms, "
         f"p99 {refusals[int(len(refusals) * 0.99)] * 1000:.1f} ms; scrapes {results}"
     )
@@ -190,10 +216,10 @@ def test_a_valid_scraper_gets_through_a_flood_of_wrong_passwords(guarded: Export
         status, seconds = results[what]
         assert status == 200, what
         assert seconds < SCRAPE_BOUND_SECONDS, (what, seconds)
-    assert flood.errors == []
-    assert set(flood.statuses) <= {401, 429}
-    assert flood.statuses[429] >= FLOOD_ANSWERS_FIRST // 2  # refused unchecked, at once
-    assert flood.statuses[401] >= 1  # some wrong passwords were checked, and refused
+    assert errors == []
+    assert set(statuses) <= {401, 429}
+    assert statuses.get(429, 0) >= FLOOD_ANSWERS_FIRST // 2  # refused unchecked, at once
+    assert statuses.get(401, 0) >= 1  # some wrong passwords were checked, and refused
 
 
 def scrape_statuses(exporter: Exporter, count: int) -> list[int]:
