@@ -42,8 +42,9 @@ from exporter.report import render_table
 from exporter.settings import ENV_PREFIX, Settings, parse_listen_address
 from exporter.sharding import UNSHARDED, Shard
 from exporter.state import SnapshotStore
-from exporter.web import WebApp, WebOptions, WebSecurity
+from exporter.web import WebApp, WebOptions
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
+from exporter.websecurity import WebSecurity
 from exporter.yamlfile import format_location
 
 log = logging.getLogger("exporter")

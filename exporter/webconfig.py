@@ -1,4 +1,4 @@
-"""``--web.config.file``: TLS, basic auth and response headers in exporter-toolkit's format.
+"""``--web.config.file``: TLS, basic auth, headers and rate limit in exporter-toolkit's format.
 
 The file is the one Prometheus' Go exporters read
 (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md).
@@ -11,13 +11,15 @@ What differs from exporter-toolkit, because Python's ``ssl`` module works differ
 
 - ``cipher_suites`` and ``curve_preferences`` are rejected when set (OpenSSL's defaults apply);
   ``prefer_server_cipher_suites`` is accepted and ignored (Go 1.18+ ignores it too).
-- Inline ``cert``, ``key`` and ``client_ca``, ``client_allowed_sans`` and ``rate_limit`` are
-  rejected with a message saying so.
+- Inline ``cert``, ``key`` and ``client_ca`` and ``client_allowed_sans`` are rejected with a
+  message saying so.
 - ``ssl`` cannot ask for a client certificate without verifying it: ``RequestClientCert``
   does not ask at all (the exporter never reads client certificates) and
   ``RequireAnyClientCert`` verifies against ``client_ca_file`` like
   ``RequireAndVerifyClientCert``; both are logged as warnings.
 - ``http_server_config.http2`` is accepted; the server speaks HTTP/1.1 only.
+- ``rate_limit`` is exporter-toolkit's (``exporter.webratelimit``), but follows the file on
+  reload, and refuses a negative interval and a bare number other than 0.
 
 Bcrypt hashes never appear in errors or reprs.
 """
@@ -35,6 +37,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from exporter.redact import MASK, redact
+from exporter.webratelimit import RateLimit, RateLimitFile, resolve_rate_limit
 from exporter.yamlfile import (
     ProblemsError,
     YamlError,
@@ -49,7 +52,7 @@ _BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53
 _BCRYPT_LIKE = re.compile(r"\$2[a-z]?\$[0-9]{2}\$[./A-Za-z0-9]{20,}")
 
 # pydantic's "Input should be a valid dictionary or instance of _TLSServerConfigFile".
-_MODEL_NAME = re.compile(r" or instance of _\w+$")
+_MODEL_NAME = re.compile(r" or instance of \w+$")
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----")
 _PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
@@ -72,7 +75,6 @@ _UNSUPPORTED_TLS_KEYS = {
     "curve_preferences": f"not supported: OpenSSL's default curves apply; {_REMOVE}",
     "client_allowed_sans": f"not supported by this exporter; {_REMOVE}",
 }
-_UNSUPPORTED_KEYS = {"rate_limit": f"not supported by this exporter; {_REMOVE}"}
 
 
 class WebConfigError(ProblemsError):
@@ -147,6 +149,7 @@ class _WebConfigFile(_Model):
     tls_server_config: _TLSServerConfigFile | None = None
     http_server_config: _HTTPServerConfigFile | None = None
     basic_auth_users: dict[str, SecretStr] | None = None
+    rate_limit: RateLimitFile | None = None
 
 
 # --- the resolved web config ------------------------------------------------------------------
@@ -173,6 +176,7 @@ class WebConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     # User name -> bcrypt hash.
     users: Mapping[str, SecretStr] = field(default_factory=dict)
+    rate_limit: RateLimit | None = None  # None: no limit
     source: str | None = None
     warnings: tuple[str, ...] = ()
     # The server context built from ``tls`` while loading (the load's own check that the
@@ -249,9 +253,6 @@ def _masked(problems: Sequence[str], secrets: Sequence[str]) -> list[str]:
 def _without_unsupported_keys(raw: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
     problems: list[str] = []
     cleaned = dict(raw)
-    for key, message in _UNSUPPORTED_KEYS.items():
-        if cleaned.pop(key, None):
-            problems.append(f"{key}: {message}")
     tls = cleaned.get("tls_server_config")
     if isinstance(tls, dict):
         tls = dict(tls)
@@ -282,10 +283,13 @@ def _resolve(
     problems.extend(_header_problems(headers))
     users = parsed.basic_auth_users or {}
     problems.extend(_user_problems(users))
+    rate_limit, rate_limit_warnings = resolve_rate_limit(parsed.rate_limit)
+    warnings.extend(rate_limit_warnings)
     return WebConfig(
         tls=tls,
         headers={name: value for name, value in headers.items() if value},
         users=dict(users),
+        rate_limit=rate_limit,
         source=source,
         warnings=tuple(warnings),
         ssl_context=context,
