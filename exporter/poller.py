@@ -143,7 +143,7 @@ class Poller:
             if running:
                 self._scheduler.resume()
         if running:
-            self._submit_first_polls()
+            yield from self._first_polls_in_steps()
 
     def scheduled(self) -> list[str]:
         """The ``target/group`` ids of the scheduled jobs."""
@@ -162,16 +162,23 @@ class Poller:
         self._submit_first_polls()
 
     def _submit_first_polls(self) -> None:
-        """Hand the new jobs' first polls straight to the workers.
+        for _ in self._first_polls_in_steps():
+            pass
+
+    def _first_polls_in_steps(self) -> Generator[None, None, None]:
+        """Hand the new jobs' first polls straight to the workers, ``_APPLY_STEP`` at a time.
 
         Left to APScheduler (a next_run_time of now), 10,000 jobs due at once held the event
         loop for about 0.3 s before the first request went out, and cost it about 30 us each.
         """
         asked = [datetime.now(UTC)]  # APScheduler's own clock: it checks the misfire grace time
-        for job in self._first_polls_to_submit.values():
+        jobs = list(self._first_polls_to_submit.values())
+        self._first_polls_to_submit.clear()
+        for done, job in enumerate(jobs, 1):
             # Not queued when the group's previous poll is still queued or out (a reload).
             self._workers.submit_job(job, asked)
-        self._first_polls_to_submit.clear()
+            if done % _APPLY_STEP == 0:
+                yield
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop scheduling, let polls in flight finish (bounded), close the clients."""
