@@ -12,16 +12,24 @@ it reads the files as they were when it asked, or newer.
 A load still running after ``RELOAD_TIMEOUT_SECONDS`` (a file on a hung network mount) fails the
 reload and the running config stays. Its thread cannot be stopped: until it ends, later reloads
 fail at once instead of stacking more threads on the same mount.
+
+The garbage collector is off during a load. A load makes hundreds of thousands of objects that
+all live on, and the collector's passes over them hold the GIL, so the event loop too: with
+10,000 groups, a load on a thread took 1.4 s and stopped the loop's thread for up to 0.27 s at
+a time with the collector on; 0.56 s and at most 22 ms with it off. gc.disable() is
+process-wide, which is safe here: one load at a time (a load that timed out blocks the next
+ones until it ends), and the timeout turns the collector back on at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from exporter.clock import Clock
@@ -42,6 +50,16 @@ class LoadTimeoutError(Exception):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         super().__init__(f"timed out after {timeout:g}s")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off for a load (see the module's docstring)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def in_daemon_thread(function: Callable[[], _T], name: str) -> asyncio.Future[_T]:
@@ -75,6 +93,8 @@ async def within(loading: asyncio.Future[_T], timeout: float) -> _T:
     try:
         return await asyncio.wait_for(asyncio.shield(loading), timeout)
     except TimeoutError:
+        # The stuck load must not keep the collector off; when it ends, enabling is a no-op.
+        gc.enable()
         loading.add_done_callback(_log_late_end)
         raise LoadTimeoutError(timeout) from None
 
@@ -177,7 +197,9 @@ class Reloader:
             )
         started = time.monotonic()
         log.info("reloading config", extra={"trigger": triggers})
-        self._loading = loading = in_daemon_thread(self._load, "config-reload")
+        self._loading = loading = in_daemon_thread(
+            self._load_with_collector_paused, "config-reload"
+        )
         try:
             config = await within(loading, self._timeout)
         except LoadTimeoutError as exc:
@@ -204,6 +226,10 @@ class Reloader:
             },
         )
         return []
+
+    def _load_with_collector_paused(self) -> Config:
+        with collector_paused():
+            return self._load()
 
     def _failed(self, problems: list[str]) -> list[str]:
         self._metrics.config_loaded(False, self._clock.now().timestamp())

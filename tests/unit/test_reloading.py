@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 
@@ -39,8 +40,10 @@ class Loads:
         self.running = 0
         self.most_at_once = 0
         self.threads: list[threading.Thread] = []
+        self.collector_on: list[bool] = []
 
     def __call__(self) -> Config:
+        self.collector_on.append(gc.isenabled())
         with self._lock:
             self.calls += 1
             self.running += 1
@@ -121,6 +124,9 @@ async def test_a_reload_loads_on_a_thread_and_applies_on_the_loop(
     assert applied.threads == [threading.current_thread()]
     assert reloader.config is new
     assert _successful(registry) == 1
+    # Off during the load, on again after it.
+    assert loads.collector_on == [False]
+    assert gc.isenabled()
 
 
 async def test_requests_while_one_runs_make_one_more_reload(
@@ -197,8 +203,10 @@ async def test_a_load_that_times_out_keeps_the_running_config_and_blocks_the_nex
     assert await reloader.reload() == [TIMED_OUT]
     assert reloader.config is RUNNING
     assert _successful(registry) == 0
-    # The stuck load's thread goes on; another load on top of it is refused at once.
+    # The stuck load's thread goes on, without keeping the garbage collector off; another load
+    # on top of it is refused at once.
     assert loads.running == 1
+    assert gc.isenabled()
     assert await reloader.reload() == [STILL_RUNNING]
     assert loads.calls == 1
 
