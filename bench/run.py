@@ -695,8 +695,10 @@ _WRAPPER_FILES = ("asyncio/", "<frozen", "threading.py", "futures/", "contextlib
 _WRAPPER_FRAMES = (
     "<module> (exporter/__main__.py)",
     "main (exporter/cli.py)",
-    "_run (exporter/cli.py)",
-    "_serve (exporter/cli.py)",
+    "_main (exporter/cli.py)",
+    "run (exporter/daemon.py)",
+    "_run (exporter/daemon.py)",
+    "_serve (exporter/daemon.py)",
     "run_coroutine_job (executors/base.py)",
 )
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.cli import ConfigSource
 from exporter.config import Config
+from exporter.daemon import ConfigSource
 from exporter.metrics import ExporterMetrics
 from exporter.sharding import UNSHARDED, Shard, shard_of
 from tests.conftest import config_for, make_group, require_tool
