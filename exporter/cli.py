@@ -11,14 +11,17 @@ import asyncio
 import platform
 import sys
 from collections.abc import Sequence
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from exporter import __version__
+from exporter.listen import ENV_PREFIX, parse_listen_address
 from exporter.logs import FORMATS, LEVELS, setup_logging
-from exporter.settings import ENV_PREFIX, Settings, parse_listen_address
 from exporter.signals import SignalInbox
-from exporter.yamlfile import format_location
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from exporter.settings import Settings
 
 # Flag -> Settings field; each field can also come from ALOUDATA_CAN_EXPORTER_<FIELD>.
 _SETTINGS_FLAGS = {
@@ -145,6 +148,10 @@ def _main(argv: Sequence[str] | None, inbox: SignalInbox) -> int:
     if args.version:
         print(f"aloudata-can-exporter, version {__version__} (python {platform.python_version()})")
         return 0
+    # pydantic and what needs it are imported only now, with the signals caught: they take
+    # most of a second to import, during which a SIGHUP would otherwise end the process.
+    from pydantic import ValidationError  # noqa: PLC0415
+
     try:
         settings = load_settings(args)
     except ValidationError as exc:
@@ -153,14 +160,14 @@ def _main(argv: Sequence[str] | None, inbox: SignalInbox) -> int:
         # A bad flag value is flag misuse; a bad environment variable is a configuration error.
         return 2 if _names_a_flag(exc, args) else 1
     log_setup = setup_logging(settings.log_level, settings.log_format)
-    # Imported only now, with the signals caught: the daemon's dependencies take about half a
-    # second to import, during which a SIGHUP would otherwise end the process.
     from exporter.daemon import run  # noqa: PLC0415
 
     return asyncio.run(run(args, settings, log_setup, inbox))
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
+    from exporter.settings import Settings  # noqa: PLC0415 - see _main
+
     given = {name: getattr(args, name) for name in _SETTINGS_FLAGS}
     return Settings(**{name: value for name, value in given.items() if value is not None})
 
@@ -175,6 +182,8 @@ def settings_error_lines(exc: ValidationError, args: argparse.Namespace) -> list
 
 def _error_source(loc: tuple[int | str, ...], args: argparse.Namespace) -> str:
     """The flag the bad value came from, or else its environment variable."""
+    from exporter.yamlfile import format_location  # noqa: PLC0415 - see _main
+
     name = format_location(loc)
     flag = _SETTINGS_FLAGS.get(name)
     if flag is not None and getattr(args, name, None) is not None:

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.clock import Clock
 from exporter.exposition import Exposition
+from exporter.listen import ListenAddress
 from exporter.passwordchecks import ChecksBusyError
 from exporter.report import (
     Severity,
@@ -36,7 +37,6 @@ from exporter.report import (
     format_age,
     format_until,
 )
-from exporter.settings import ListenAddress
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot
 from exporter.websecurity import WebSecurity
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -96,3 +98,17 @@ async def test_work_that_finishes_first_gives_its_result() -> None:
         return "done"
 
     assert await lifecycle.unless_stopped(quick()) == "done"
+
+
+def test_the_entry_point_catches_signals_before_the_heavy_imports() -> None:
+    # Everything imported before main() installs the handlers is time in which a SIGHUP ends
+    # the process: importing the command line must not pull in pydantic, YAML or the daemon.
+    code = (
+        "import sys, exporter.cli; "
+        "print(sorted(m for m in ('pydantic', 'yaml', 'httpx', 'aiohttp', 'exporter.daemon') "
+        "if m in sys.modules))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert imported == "[]"
