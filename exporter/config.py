@@ -33,6 +33,13 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.boundedfile import (
+    CONFIG_FILE_MAX_BYTES,
+    PEM_FILE_MAX_BYTES,
+    SECRET_FILE_MAX_BYTES,
+    FileReadError,
+    read_regular_file,
+)
 from exporter.can.models import local_zone
 from exporter.durations import format_duration, parse_duration
 from exporter.metrics import RESERVED_LABELS
@@ -406,8 +413,10 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     """Read and validate the configuration file at ``path``."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_file(Path(path), CONFIG_FILE_MAX_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise ConfigError([exc.describe("config file")], source) from None
+    except UnicodeDecodeError as exc:
         raise ConfigError([f"cannot read config file: {os_reason(exc)}"], source) from None
     try:
         return parse_config(text, environ, base_dir=Path(path).parent, source=source)
@@ -538,11 +547,11 @@ def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path
 def _read_auth_value(path: Path | None) -> SecretStr:
     assert path is not None  # AuthSettings guarantees value or value_file
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        value = read_regular_file(path, SECRET_FILE_MAX_BYTES).decode("utf-8").strip()
+    except FileReadError as exc:
+        raise ValueError(f"auth.value_file: {exc.describe()}") from None
+    except UnicodeDecodeError as exc:
         raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
-    except ValueError:  # a NUL byte in the path
-        raise ValueError("auth.value_file: not a valid path") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
     return SecretStr(value)
@@ -553,6 +562,11 @@ def _resolve_ca_file(path: Path | None, base_dir: Path) -> Path | None:
     from it, and a file that is not a PEM bundle would fail there, with a traceback."""
     resolved = _resolve_path(path, base_dir, "tls.ca_file")
     if resolved is not None:
+        # OpenSSL reads the path itself: check first that it is a regular file of sane size.
+        try:
+            read_regular_file(resolved, PEM_FILE_MAX_BYTES)
+        except FileReadError as exc:
+            raise ValueError(f"tls.ca_file: {exc.describe()}") from None
         try:
             ssl.create_default_context(cafile=str(resolved))
         except (ssl.SSLError, OSError, UnicodeDecodeError) as exc:
@@ -565,7 +579,7 @@ def _resolve_path(path: Path | None, base_dir: Path, key: str) -> Path | None:
     if path is None:
         return None
     resolved = base_dir / path
-    if not resolved.is_file():
+    if not resolved.exists():
         raise ValueError(f"{key}: no such file {resolved}")
     return resolved
 

@@ -34,6 +34,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from exporter.boundedfile import (
+    PEM_FILE_MAX_BYTES,
+    WEB_CONFIG_FILE_MAX_BYTES,
+    FileReadError,
+    read_regular_file,
+)
 from exporter.redact import MASK, redact
 from exporter.yamlfile import (
     ProblemsError,
@@ -197,8 +203,10 @@ def load_web_config(path: str | Path) -> WebConfig:
     """Read and validate the web config file at ``path``, including a trial TLS context."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_file(Path(path), WEB_CONFIG_FILE_MAX_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise WebConfigError([exc.describe("web config file")], source) from None
+    except UnicodeDecodeError as exc:
         raise WebConfigError([f"cannot read web config file: {os_reason(exc)}"], source) from None
     try:
         return parse_web_config(text, base_dir=Path(path).parent, source=source)
@@ -445,9 +453,9 @@ def _pem_problems(tls: TLSSettings) -> list[str]:
         if path is None:
             continue
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problems.append(f"tls_server_config.{key}: cannot read {path}: {os_reason(exc)}")
+            data = read_regular_file(path, PEM_FILE_MAX_BYTES)
+        except FileReadError as exc:
+            problems.append(f"tls_server_config.{key}: {exc.describe()}")
             continue
         if marker.search(data) is None:
             problems.append(f"tls_server_config.{key}: no PEM {what} in {path}")

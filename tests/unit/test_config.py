@@ -1230,7 +1230,7 @@ def test_empty_value_file(tmp_path: Path, content: str) -> None:
 
 def test_value_file_that_is_a_directory(tmp_path: Path) -> None:
     assert problems_of(value_file_config(str(tmp_path)), environ={}) == [
-        f"targets[0].auth.value_file: cannot read {tmp_path}: Is a directory"
+        f"targets[0].auth.value_file: {tmp_path} is a directory, not a regular file"
     ]
 
 
