@@ -45,6 +45,7 @@ from exporter.durations import format_duration, parse_duration
 from exporter.metrics import RESERVED_LABELS
 from exporter.redact import redact
 from exporter.schedule import DataPeriods, Granularity, Schedule, cron_trigger, make_schedule
+from exporter.textsafe import header_value_problem
 from exporter.yamlfile import (
     ProblemsError,
     YamlError,
@@ -243,10 +244,28 @@ class AuthType(StrEnum):
     APIKEY = "APIKEY"
 
 
+def _header_value(value: str) -> str:
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# Sent as an HTTP header: a CR LF in it would start a header of its own.
+HeaderValue = Annotated[str, Field(min_length=1), AfterValidator(_header_value)]
+
+
 class AuthSettings(_Model):
     type: AuthType
     value: SecretStr | None = None
     value_file: Path | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _check_value(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            _header_value(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> AuthSettings:
@@ -265,7 +284,7 @@ class TLSSettings(_Model):
 class TargetSettings(_Model):
     name: Name
     url: str
-    tenant_id: Annotated[str, Field(min_length=1)]
+    tenant_id: HeaderValue
     auth: AuthSettings
     timezone: ZoneName | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 8
@@ -554,6 +573,9 @@ def _read_auth_value(path: Path | None) -> SecretStr:
         raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ValueError(f"auth.value_file: {path}: {problem}")
     return SecretStr(value)
 
 

@@ -41,6 +41,7 @@ from exporter.boundedfile import (
     read_regular_file,
 )
 from exporter.redact import MASK, redact
+from exporter.textsafe import has_controls
 from exporter.yamlfile import (
     ProblemsError,
     YamlError,
@@ -370,8 +371,8 @@ def _header_problems(headers: Mapping[str, str]) -> Iterator[str]:
         allowed = ALLOWED_HEADERS[name]
         if allowed is not None and value not in allowed:
             yield f"{where}: must be one of {', '.join(allowed)}"
-        elif any(char in value for char in "\r\n\x00"):
-            yield f"{where}: must not contain line breaks"
+        elif has_controls(value):
+            yield f"{where}: must not contain control characters such as CR or LF"
 
 
 def _user_problems(users: Mapping[str, SecretStr]) -> Iterator[str]:
