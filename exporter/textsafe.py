@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import re
 
-# C0, DEL and C1 (Unicode's "Cc"), and the Unicode line and paragraph separators, which some
-# viewers and JavaScript take for line breaks.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0, DEL and C1 (Unicode's "Cc"); the Unicode line and paragraph separators, which some
+# viewers and JavaScript take for line breaks; the bidirectional controls, with which a
+# terminal that lays out right-to-left text shows characters in another order than they are.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 # Characters a header value may hold: printable ASCII (httpx encodes header values as ASCII).
 _HEADER_VALUE = re.compile("[\x20-\x7e]*")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as ``\\u001b``: nothing a terminal acts on."""
+    return _CONTROL.sub(_escape, text)
 
 
 def has_controls(text: str) -> bool:
@@ -28,3 +36,7 @@ def header_value_problem(value: str) -> str | None:
     if has_controls(value):
         return "must not contain control characters such as CR or LF: it is sent as an HTTP header"
     return "must be ASCII: it is sent as an HTTP header"
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"

@@ -8,6 +8,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from exporter.textsafe import escape_controls
+
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -23,8 +25,10 @@ class ProblemsError(Exception):
         super().__init__("; ".join(self.problems))
 
     def lines(self) -> list[str]:
+        """One line per problem, for a terminal: a key or value from the file may hold any
+        character, and control characters are escaped."""
         suffix = f" (file={self.source})" if self.source else ""
-        return [f"{self.label}: {problem}{suffix}" for problem in self.problems]
+        return [escape_controls(f"{self.label}: {problem}{suffix}") for problem in self.problems]
 
 
 class YamlError(ValueError):
