@@ -43,7 +43,7 @@ from exporter.boundedfile import (
 from exporter.can.models import local_zone
 from exporter.durations import format_duration, parse_duration
 from exporter.metrics import RESERVED_LABELS
-from exporter.redact import redact
+from exporter.redact import MIN_SECRET_LENGTH, redact, short_secret_problem
 from exporter.schedule import DataPeriods, Granularity, Schedule, cron_trigger, make_schedule
 from exporter.textsafe import header_value_problem
 from exporter.yamlfile import (
@@ -264,7 +264,10 @@ class AuthSettings(_Model):
     @classmethod
     def _check_value(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value():
-            _header_value(value.get_secret_value())
+            secret = value.get_secret_value()
+            problem = header_value_problem(secret) or short_secret_problem(secret)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -471,10 +474,14 @@ def _inline_secrets(raw: dict[str, Any]) -> list[str]:
     auths = (
         [t.get("auth") for t in targets if isinstance(t, dict)] if isinstance(targets, list) else []
     )
+    # One too short to mask safely is refused, and not masked: masking it would garble every
+    # line, and the pattern of masks would give it away.
     return [
         auth["value"]
         for auth in auths
-        if isinstance(auth, dict) and isinstance(auth.get("value"), str)
+        if isinstance(auth, dict)
+        and isinstance(auth.get("value"), str)
+        and len(auth["value"]) >= MIN_SECRET_LENGTH
     ]
 
 
@@ -573,7 +580,7 @@ def _read_auth_value(path: Path | None) -> SecretStr:
         raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
-    problem = header_value_problem(value)
+    problem = header_value_problem(value) or short_secret_problem(value)
     if problem is not None:
         raise ValueError(f"auth.value_file: {path}: {problem}")
     return SecretStr(value)

@@ -40,7 +40,7 @@ from exporter.boundedfile import (
     FileReadError,
     read_regular_file,
 )
-from exporter.redact import MASK, redact
+from exporter.redact import MASK, MIN_SECRET_LENGTH, redact
 from exporter.textsafe import has_controls
 from exporter.yamlfile import (
     ProblemsError,
@@ -241,13 +241,18 @@ def parse_web_config(text: str, *, base_dir: Path = Path(), source: str | None =
 def _hashes_in(raw: dict[Any, Any]) -> list[str]:
     """The values under basic_auth_users (hashes, or passwords written there by mistake).
 
-    Very short ones are left out: masking every "a" would garble the line, and problem lines
-    never quote values anyway.
+    Very short ones are left out, as for the config's auth values: masking every "a" would
+    garble the line and give the value away by the pattern of masks. They are refused anyway
+    (not a bcrypt hash), and problem lines never quote values.
     """
     users = raw.get("basic_auth_users")
     if not isinstance(users, dict):
         return []
-    return [value for value in users.values() if isinstance(value, str) and len(value) >= 8]
+    return [
+        value
+        for value in users.values()
+        if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH
+    ]
 
 
 def _masked(problems: Sequence[str], secrets: Sequence[str]) -> list[str]:
