@@ -255,6 +255,12 @@ def _header_value(value: str) -> str:
 HeaderValue = Annotated[str, Field(min_length=1), AfterValidator(_header_value)]
 
 
+def _auth_value_problem(secret: str) -> str | None:
+    """Why an auth value cannot be used, inline or from a file: it is sent as a header, and
+    masked in logs by replacing every occurrence."""
+    return header_value_problem(secret) or short_secret_problem(secret)
+
+
 class AuthSettings(_Model):
     type: AuthType
     value: SecretStr | None = None
@@ -264,8 +270,7 @@ class AuthSettings(_Model):
     @classmethod
     def _check_value(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value():
-            secret = value.get_secret_value()
-            problem = header_value_problem(secret) or short_secret_problem(secret)
+            problem = _auth_value_problem(value.get_secret_value())
             if problem is not None:
                 raise ValueError(problem)
         return value
@@ -580,7 +585,7 @@ def _read_auth_value(path: Path | None) -> SecretStr:
         raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
-    problem = header_value_problem(value) or short_secret_problem(value)
+    problem = _auth_value_problem(value)
     if problem is not None:
         raise ValueError(f"auth.value_file: {path}: {problem}")
     return SecretStr(value)
