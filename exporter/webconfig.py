@@ -36,7 +36,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from exporter.redact import MASK, redact
+from exporter.boundedfile import (
+    PEM_FILE_MAX_BYTES,
+    WEB_CONFIG_FILE_MAX_BYTES,
+    FileReadError,
+    read_regular_file,
+)
+from exporter.redact import MASK, MIN_SECRET_LENGTH, redact
+from exporter.textsafe import has_controls
 from exporter.webratelimit import RateLimit, RateLimitFile, resolve_rate_limit
 from exporter.yamlfile import (
     ProblemsError,
@@ -201,8 +208,10 @@ def load_web_config(path: str | Path) -> WebConfig:
     """Read and validate the web config file at ``path``, including a trial TLS context."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_file(Path(path), WEB_CONFIG_FILE_MAX_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise WebConfigError([exc.describe("web config file")], source) from None
+    except UnicodeDecodeError as exc:
         raise WebConfigError([f"cannot read web config file: {os_reason(exc)}"], source) from None
     try:
         return parse_web_config(text, base_dir=Path(path).parent, source=source)
@@ -236,13 +245,18 @@ def parse_web_config(text: str, *, base_dir: Path = Path(), source: str | None =
 def _hashes_in(raw: dict[Any, Any]) -> list[str]:
     """The values under basic_auth_users (hashes, or passwords written there by mistake).
 
-    Very short ones are left out: masking every "a" would garble the line, and problem lines
-    never quote values anyway.
+    Very short ones are left out, as for the config's auth values: masking every "a" would
+    garble the line and give the value away by the pattern of masks. They are refused anyway
+    (not a bcrypt hash), and problem lines never quote values.
     """
     users = raw.get("basic_auth_users")
     if not isinstance(users, dict):
         return []
-    return [value for value in users.values() if isinstance(value, str) and len(value) >= 8]
+    return [
+        value
+        for value in users.values()
+        if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH
+    ]
 
 
 def _masked(problems: Sequence[str], secrets: Sequence[str]) -> list[str]:
@@ -366,8 +380,8 @@ def _header_problems(headers: Mapping[str, str]) -> Iterator[str]:
         allowed = ALLOWED_HEADERS[name]
         if allowed is not None and value not in allowed:
             yield f"{where}: must be one of {', '.join(allowed)}"
-        elif any(char in value for char in "\r\n\x00"):
-            yield f"{where}: must not contain line breaks"
+        elif has_controls(value):
+            yield f"{where}: must not contain control characters such as CR or LF"
 
 
 def _user_problems(users: Mapping[str, SecretStr]) -> Iterator[str]:
@@ -449,9 +463,9 @@ def _pem_problems(tls: TLSSettings) -> list[str]:
         if path is None:
             continue
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problems.append(f"tls_server_config.{key}: cannot read {path}: {os_reason(exc)}")
+            data = read_regular_file(path, PEM_FILE_MAX_BYTES)
+        except FileReadError as exc:
+            problems.append(f"tls_server_config.{key}: {exc.describe()}")
             continue
         if marker.search(data) is None:
             problems.append(f"tls_server_config.{key}: no PEM {what} in {path}")

@@ -194,7 +194,7 @@ async def test_a_reload_polls_again_only_groups_whose_polling_changed(
     assert poller.next_run_time(("prod", "a")) == clock.at  # a new interval: a new schedule
     clock.at = NOW + timedelta(minutes=6)
     poller.apply(
-        _config("  - {name: a, target: prod, plan_ids: [p1], interval: 2m}\n", secret="rotated")
+        _config("  - {name: a, target: prod, plan_ids: [p1], interval: 2m}\n", secret="rotated-key")
     )
     assert poller.next_run_time(("prod", "a")) == clock.at  # new credentials: a new client
 

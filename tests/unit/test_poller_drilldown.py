@@ -405,7 +405,7 @@ async def test_a_reload_during_a_drilldown_stops_it_without_an_error(
     poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
 ) -> None:
     # New credentials: a new client; the old one is closed after its timeout.
-    rotated = parse_config(_config_text(concurrency=1, apikey="rotated"), environ={})
+    rotated = parse_config(_config_text(concurrency=1, apikey="rotated-secret"), environ={})
     # No "CanClient is closed" from the 18 plans left.
     asked = await _reload_during_a_drilldown(poller, httpx_mock, CAN_MISSING_BODY, {}, rotated)
     assert len(asked) == 2

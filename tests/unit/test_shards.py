@@ -125,7 +125,7 @@ def test_config_source_loads_this_shards_part(tmp_path: Path) -> None:
     groups = "".join(f"\n  - {{name: g{n}, target: prod, plan_ids: [p{n}]}}" for n in range(12))
     path.write_text(
         "targets:\n  - {name: prod, url: 'http://can.invalid', tenant_id: '1',"
-        " auth: {type: APIKEY, value: k}}\ngroups:" + groups + "\n"
+        " auth: {type: APIKEY, value: apikey-0123}}\ngroups:" + groups + "\n"
     )
     source = ConfigSource(path, environ={}, shard=Shard(1, 3))
     assert len(source.load_all().groups) == 12

@@ -290,7 +290,18 @@ BAD_WEB_CONFIGS: list[tuple[str, str, list[str]]] = [
     (
         "header with a line break",
         'http_server_config: {headers: {Content-Security-Policy: "a\\r\\nSet-Cookie: x"}}\n',
-        ["http_server_config.headers.Content-Security-Policy: must not contain line breaks"],
+        [
+            "http_server_config.headers.Content-Security-Policy: "
+            "must not contain control characters such as CR or LF"
+        ],
+    ),
+    (
+        "header with an escape character",
+        'http_server_config: {headers: {X-XSS-Protection: "1\\e[2J"}}\n',
+        [
+            "http_server_config.headers.X-XSS-Protection: "
+            "must not contain control characters such as CR or LF"
+        ],
     ),
     (
         "header value not a string",
