@@ -29,6 +29,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -255,10 +256,14 @@ def _header_value(value: str) -> str:
 HeaderValue = Annotated[str, Field(min_length=1), AfterValidator(_header_value)]
 
 
-def _auth_value_problem(secret: str) -> str | None:
-    """Why an auth value cannot be used, inline or from a file: it is sent as a header, and
-    masked in logs by replacing every occurrence."""
-    return header_value_problem(secret) or short_secret_problem(secret)
+def _auth_value_problem(secret: str, auth_type: AuthType) -> str | None:
+    """Why an auth value cannot be used, inline or from a file: it is sent as a header, and a
+    credential too short to be masked wherever it occurs in a log line is refused. A UID or an
+    ACCOUNT names a user and may be short (masked then only as a whole word)."""
+    problem = header_value_problem(secret)
+    if problem is None and auth_type in (AuthType.TOKEN, AuthType.APIKEY):
+        problem = short_secret_problem(secret)
+    return problem
 
 
 class AuthSettings(_Model):
@@ -268,9 +273,11 @@ class AuthSettings(_Model):
 
     @field_validator("value")
     @classmethod
-    def _check_value(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_value(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and value.get_secret_value():
-            problem = _auth_value_problem(value.get_secret_value())
+            # An invalid type has its own error; the value is then held to a credential's rules.
+            auth_type = info.data.get("type", AuthType.APIKEY)
+            problem = _auth_value_problem(value.get_secret_value(), auth_type)
             if problem is not None:
                 raise ValueError(problem)
         return value
@@ -479,8 +486,8 @@ def _inline_secrets(raw: dict[str, Any]) -> list[str]:
     auths = (
         [t.get("auth") for t in targets if isinstance(t, dict)] if isinstance(targets, list) else []
     )
-    # One too short to mask safely is refused, and not masked: masking it would garble every
-    # line, and the pattern of masks would give it away.
+    # A short one is a refused credential or a user's UID: masked in an error line that it
+    # did not come from (none quotes its input), it would only garble the line.
     return [
         auth["value"]
         for auth in auths
@@ -564,7 +571,9 @@ def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path
         url=settings.url,
         tenant_id=settings.tenant_id,
         auth_type=auth.type,
-        auth_value=auth.value if auth.value is not None else _read_auth_value(value_file),
+        auth_value=auth.value
+        if auth.value is not None
+        else _read_auth_value(value_file, auth.type),
         timezone=load_zone(settings.timezone) if settings.timezone else None,
         max_concurrency=settings.max_concurrency,
         rate_limit=settings.rate_limit,
@@ -575,7 +584,7 @@ def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path
     )
 
 
-def _read_auth_value(path: Path | None) -> SecretStr:
+def _read_auth_value(path: Path | None, auth_type: AuthType) -> SecretStr:
     assert path is not None  # AuthSettings guarantees value or value_file
     try:
         value = read_regular_file(path, SECRET_FILE_MAX_BYTES).decode("utf-8").strip()
@@ -585,7 +594,7 @@ def _read_auth_value(path: Path | None) -> SecretStr:
         raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
-    problem = _auth_value_problem(value)
+    problem = _auth_value_problem(value, auth_type)
     if problem is not None:
         raise ValueError(f"auth.value_file: {path}: {problem}")
     return SecretStr(value)

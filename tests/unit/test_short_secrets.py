@@ -1,4 +1,5 @@
-"""Auth values too short to mask safely are refused; a realistic one is masked everywhere.
+"""Credentials too short to mask safely are refused; a realistic one is masked everywhere; a
+short UID or ACCOUNT (a user's name or number) is masked only where it stands as a word.
 
 Masking replaces every occurrence of a secret: an inline secret "a" would turn every "a" of
 every log line into the mask, and the pattern of masks would give the secret away.
@@ -15,7 +16,7 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 from exporter.logs import setup_logging
-from exporter.redact import MASK, MIN_SECRET_LENGTH
+from exporter.redact import MASK, MIN_SECRET_LENGTH, redact
 
 SECRET = "s3cr3t-Ap1Key-7f1e9c2b"
 TOO_SHORT = "too short to be masked safely in logs; use at least 8 characters"
@@ -47,11 +48,30 @@ def _restore_root_logger() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.mark.parametrize("auth_type", ["APIKEY", "TOKEN"])
 @pytest.mark.parametrize("secret", ["a", "1001", "x" * (MIN_SECRET_LENGTH - 1)])
-def test_an_inline_value_too_short_to_mask_is_refused(secret: str) -> None:
-    assert problems_of(config(f'{{type: APIKEY, value: "{secret}"}}')) == [
+def test_an_inline_credential_too_short_to_mask_is_refused(secret: str, auth_type: str) -> None:
+    assert problems_of(config(f'{{type: {auth_type}, value: "{secret}"}}')) == [
         f"targets[0].auth.value: {TOO_SHORT}"
     ]
+
+
+@pytest.mark.parametrize("auth_type", ["UID", "ACCOUNT"])
+def test_a_short_uid_or_account_is_taken(tmp_path: Path, auth_type: str) -> None:
+    key = tmp_path / "uid"
+    key.write_text("1001\n", encoding="utf-8")
+    inline = parse_config(config(f'{{type: {auth_type}, value: "1001"}}'), environ={})
+    from_file = parse_config(config(f'{{type: {auth_type}, value_file: "{key}"}}'), environ={})
+    assert inline.secrets() == from_file.secrets() == ["1001"]
+
+
+def test_a_short_secret_is_masked_only_as_a_whole_word() -> None:
+    line = "uid 1001 refused; plans p1001 and 10010 ok, 1001-x and (1001) too; 1001"
+    assert redact(line, ["1001"]) == (
+        f"uid {MASK} refused; plans p1001 and 10010 ok, {MASK}-x and ({MASK}) too; {MASK}"
+    )
+    # Eight characters and more: wherever they occur.
+    assert redact("k=ab12cd34ef", ["ab12cd34"]) == f"k={MASK}ef"
 
 
 def test_a_short_value_from_the_environment_is_refused_too() -> None:
