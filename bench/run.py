@@ -328,7 +328,7 @@ def _raw_request(host: str, port: int, plan: str) -> bytes:
     return head.encode() + body
 
 
-async def _raw_cycle(host: str, port: int, groups: int, connections: int) -> int:
+async def raw_cycle(host: str, port: int, groups: int, connections: int) -> int:
     """Send ``groups`` requests over ``connections`` keep-alive connections; returns errors."""
     requests = [_raw_request(host, port, plan_name(index)) for index in range(PLANS)]
     work = iter(range(groups))
@@ -361,7 +361,7 @@ async def _raw_cycle(host: str, port: int, groups: int, connections: int) -> int
 def measure_floor(simulator: Child, groups: int, connections: int) -> Floor:
     before = CpuMark.take(None, simulator.pid)
     started = time.perf_counter()
-    errors = asyncio.run(_raw_cycle("127.0.0.1", simulator.port, groups, connections))
+    errors = asyncio.run(raw_cycle("127.0.0.1", simulator.port, groups, connections))
     seconds = time.perf_counter() - started
     after = CpuMark.take(None, simulator.pid)
     return Floor(
@@ -1249,7 +1249,9 @@ def print_table(rows: Sequence[Row], out: IO[str], *, markdown: bool) -> None:
             print("  ".join("-" * width for width in widths), file=out)
 
 
-def machine_line(args: argparse.Namespace) -> str:
+def machine_line(
+    args: argparse.Namespace, packages: Sequence[str] = ("prometheus-client", "httpx", "aiohttp")
+) -> str:
     model = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1257,13 +1259,12 @@ def machine_line(args: argparse.Namespace) -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    versions = ", ".join(
-        f"{name} {_version(name)}" for name in ("prometheus-client", "httpx", "aiohttp")
-    )
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
+    source = f", exporter from {args.source}" if args.source is not None else ""
     return (
         f"machine: {model}, {usable} cores, Python {platform.python_version()}, {versions}, "
         f"Linux {platform.release()}; {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; "
-        f"L = {args.latency * 1000:g} ms, C = {args.concurrency}, exporter from {args.source}"
+        f"L = {args.latency * 1000:g} ms, C = {args.concurrency}{source}"
     )
 
 
