@@ -1,20 +1,26 @@
-"""HTTP client for one CAN target: requests, limits and failure classification."""
+"""HTTP client for one CAN target: requests, limits and failure classification.
+
+``CanClient`` sends through an ``httpx.AsyncClient`` configured with public parameters only.
+Its transport is a seam: the daemon's is httpx's API over aiohttp (exporter.can.transport);
+tests pass httpx's own, which pytest-httpx fakes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Protocol
 
 import httpx
 
 from exporter import __version__
 from exporter.can.models import CanError, FailureReason, Reading, parse_latest_time
-from exporter.can.pool import ConnectionPool
+from exporter.can.transport import TRANSPORT_ERRORS, aiohttp_transport, transport_failure
 from exporter.config import PlanKey, Target
 from exporter.resilience import RateLimiter
 
@@ -35,25 +41,44 @@ class PollResult:
     duration_seconds: float
 
 
+class TransportFactory(Protocol):
+    def __call__(
+        self, target: Target, proxy: httpx.Proxy | None = None
+    ) -> httpx.AsyncBaseTransport: ...
+
+
+# What a CanClient built without a transport sends through. Unit tests set httpx's own here
+# (tests/unit/conftest.py), which pytest-httpx fakes.
+default_transport: TransportFactory = aiohttp_transport
+
+
 class CanClient:
     """Polls the latestTime endpoint of one target, at most ``max_concurrency`` at a time."""
 
     def __init__(self, target: Target, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.target = target
         self._slots = asyncio.Semaphore(target.max_concurrency)
-        self._headers = {
-            "tenant-id": target.tenant_id,
-            "auth-type": target.auth_type.value,
-            "auth-value": target.auth_value.get_secret_value(),
-            "content-type": "application/json",
-            "accept": "application/json",
-            "user-agent": _USER_AGENT,
-        }
-        self._url = httpx.URL(target.endpoint)
-        self._transport = transport or CanTransport(
-            target.max_concurrency,
-            httpx.create_ssl_context(verify=_tls_verify(target), trust_env=False),
+        self._secret = target.auth_value.get_secret_value()
+        # Every request's own headers, built once: send() takes a request as it is.
+        self._headers = httpx.Headers(
+            {
+                "tenant-id": target.tenant_id,
+                "auth-type": target.auth_type.value,
+                "auth-value": self._secret,
+                "content-type": "application/json",
+                "accept": "application/json",
+                "user-agent": _USER_AGENT,
+            }
         )
+        self._http = httpx.AsyncClient(
+            transport=transport if transport is not None else default_transport(target),
+            # CAN's API keeps no session: a cookie it (or a gateway) sets is neither kept (a
+            # jar would grow with every new name) nor sent back.
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._url = httpx.URL(target.endpoint)
         self._closed = False
         self._limiter = RateLimiter(target.rate_limit) if target.rate_limit else None
         self._random = random.Random()  # noqa: S311 - jitter, not secrets
@@ -80,7 +105,7 @@ class CanClient:
                 reading = await self._fetch_with_retries(body, deadline, timeout)
             except CanError as error:
                 # A gateway may echo the credentials in its error text.
-                error.redact([self._headers["auth-value"]])
+                error.redact([self._secret])
                 return PollResult(None, error, time.perf_counter() - started)
             return PollResult(reading, None, time.perf_counter() - started)
 
@@ -108,8 +133,6 @@ class CanClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _fetch(self, body: bytes, remaining: float, timeout: float) -> Reading:
-        # Straight to the transport: a poll needs none of the client's layers (auth, cookies,
-        # redirects, event hooks), and they were a sixth of a poll's CPU.
         request = httpx.Request(
             "POST",
             self._url,
@@ -122,7 +145,7 @@ class CanClient:
             # httpx's timeout bounds each phase; the deadline bounds the whole exchange,
             # so a server trickling bytes cannot hold a poll past its timeout.
             async with asyncio.timeout(remaining):
-                response = await self._transport.handle_async_request(request)
+                response = await self._http.send(request, stream=True)
                 try:
                     payload = await _read_capped(response)
                 finally:
@@ -130,12 +153,10 @@ class CanClient:
                 status = response.status_code
         except TimeoutError:
             raise CanError(FailureReason.TIMEOUT, f"no answer within {timeout:g}s") from None
-        except httpx.TimeoutException as exc:
-            raise CanError(FailureReason.TIMEOUT, _describe(exc)) from None
-        except httpx.TransportError as exc:
-            raise _RetryableError(CanError(FailureReason.CONNECTION, _describe(exc))) from None
-        except httpx.HTTPError as exc:
-            raise CanError(FailureReason.INVALID_RESPONSE, _describe(exc)) from None
+        except TRANSPORT_ERRORS as exc:
+            failure = transport_failure(exc)
+            error = CanError(failure.reason, failure.message)
+            raise (_RetryableError(error) if failure.retryable else error) from None
         if status >= httpx.codes.INTERNAL_SERVER_ERROR:
             raise _RetryableError(_status_error(status, payload))
         if status != httpx.codes.OK:
@@ -144,7 +165,7 @@ class CanClient:
 
     async def aclose(self) -> None:
         self._closed = True
-        await self._transport.aclose()
+        await self._http.aclose()
 
 
 class _RetryableError(Exception):
@@ -153,28 +174,6 @@ class _RetryableError(Exception):
     def __init__(self, error: CanError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-class CanTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport on the CAN client's own connection pool (exporter.can.pool).
-
-    Requests still go through httpx's own ``handle_async_request`` (and so through
-    pytest-httpx in the tests); only the pool underneath is replaced.
-    """
-
-    def __init__(self, connections: int, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context, trust_env=False)
-        # httpx's keep-alive expiry. Every connection may stay open: with fewer, busy polls
-        # would reconnect (a TLS handshake each against a real CAN).
-        self._pool = ConnectionPool(ssl_context, connections, keepalive_expiry=5.0)  # type: ignore[assignment]
-
-
-def _tls_verify(target: Target) -> ssl.SSLContext | bool:
-    if target.insecure_skip_verify:
-        return False
-    if target.ca_file is not None:
-        return ssl.create_default_context(cafile=str(target.ca_file))
-    return True
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
@@ -218,8 +217,3 @@ def _error_fields(payload: bytes) -> tuple[str | None, str | None]:
         str(error_msg)[:512] if error_msg is not None else None,
         str(trace_id)[:128] if trace_id is not None else None,
     )
-
-
-def _describe(exc: Exception) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -70,7 +70,7 @@ async def make_client() -> AsyncIterator[ClientFactory]:
     clients: list[CanClient] = []
 
     def make(**target_options: Any) -> CanClient:
-        client = CanClient(make_target(**target_options))
+        client = CanClient(make_target(**target_options), transport=httpx.AsyncHTTPTransport())
         clients.append(client)
         return client
 

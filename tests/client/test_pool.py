@@ -17,11 +17,7 @@ import httpcore
 import httpx
 import pytest
 
-from exporter.can.client import MAX_ATTEMPTS, CanClient, CanTransport
-from exporter.can.models import FailureReason
 from exporter.can.pool import ConnectionPool
-from exporter.config import PlanKey
-from tests.conftest import config_for
 
 # A connection dropped without being closed warns when collected: make that a failure.
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
@@ -503,54 +499,3 @@ async def test_closing_the_pool_closes_a_response_in_flight_and_refuses_new_requ
     assert (server.requests, server.connections) == (2, 1)
     with pytest.raises(RuntimeError, match="closed"):
         await pool.handle_async_request(_request(server.port))
-
-
-# --- through httpx and CanClient ------------------------------------------------------------
-
-
-async def test_httpx_closes_responses_through_the_pool(
-    serve: Callable[[Respond], Awaitable[Server]],
-) -> None:
-    server = await serve(answer_ok)
-    url = f"http://127.0.0.1:{server.port}/"
-    transport = CanTransport(1, ssl.create_default_context())
-    # Not `async with`: see test_the_transport_is_an_async_context_manager.
-    client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(WAIT_SECONDS))
-    try:
-        for _ in range(2):
-            assert (await client.post(url, content=b"{}")).json() == {}
-        async with client.stream("POST", url, content=b"{}") as response:
-            assert response.status_code == 200  # left unread: the connection goes
-        limited = httpx.Timeout(WAIT_SECONDS, pool=0.05)
-        assert (await client.post(url, content=b"{}", timeout=limited)).status_code == 200
-    finally:
-        await client.aclose()
-    assert (server.requests, server.connections) == (4, 2)
-    await server.until(lambda: server.hangups == 2)  # client.aclose closed the idle one
-
-
-async def test_the_transport_is_an_async_context_manager() -> None:
-    async with CanTransport(1, ssl.create_default_context()) as transport:
-        assert isinstance(transport._pool, ConnectionPool)
-
-
-async def test_a_can_hanging_up_unanswered_is_a_connection_failure(
-    serve: Callable[[Respond], Awaitable[Server]],
-) -> None:
-    async def hang_up(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        return False
-
-    server = await serve(hang_up)
-    url = f"http://127.0.0.1:{server.port}"
-    config = config_for(url, "  - {name: g, target: prod, plan_ids: [p1]}")
-    client = CanClient(config.targets["prod"])
-    try:
-        result = await client.poll(PlanKey.IDS, ["p1"], 5.0)
-    finally:
-        await client.aclose()
-    assert result.error is not None
-    assert result.error.reason is FailureReason.CONNECTION
-    assert result.error.message.startswith("RemoteProtocolError: ")
-    # Retried, each try on a new connection: the dead one is never reused.
-    assert client.requests_sent == MAX_ATTEMPTS
-    assert (server.requests, server.connections) == (MAX_ATTEMPTS, MAX_ATTEMPTS)

@@ -34,7 +34,7 @@ EXPECTED_REASON = {
     "trickle": "timeout",  # each byte in time, the whole answer never
     "reset": "connection",
     "empty_reply": "connection",
-    "not_http": "connection",  # h11 cannot parse the status line
+    "not_http": "connection",  # not a status line aiohttp reads
     "truncated_json": "connection",  # the peer closed before Content-Length bytes came
     "status_500": "http_status",
     "status_502": "http_status",
