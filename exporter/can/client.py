@@ -30,6 +30,8 @@ _USER_AGENT = f"aloudata-can-exporter/{__version__}"
 # Transport errors and 5xx are retried within the poll's own timeout, at most this many tries.
 MAX_ATTEMPTS = 3
 _FIRST_RETRY_PAUSE = 0.1
+# What of a refused Content-Encoding the error quotes.
+_CODING_ECHO_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,8 @@ class CanClient:
                 "auth-value": self._secret,
                 "content-type": "application/json",
                 "accept": "application/json",
+                # The answer's bytes are bounded before anything decodes them: none is asked for.
+                "accept-encoding": "identity",
                 "user-agent": _USER_AGENT,
             }
         )
@@ -147,10 +151,12 @@ class CanClient:
             async with asyncio.timeout(remaining):
                 response = await self._http.send(request, stream=True)
                 try:
-                    payload = await _read_capped(response)
+                    status = response.status_code
+                    coding = _content_coding(response.headers)
+                    # An error's details are not worth decoding a body for: it stays unread.
+                    payload = b"" if coding else await _read_capped(response)
                 finally:
                     await response.aclose()
-                status = response.status_code
         except TimeoutError:
             raise CanError(FailureReason.TIMEOUT, f"no answer within {timeout:g}s") from None
         except TRANSPORT_ERRORS as exc:
@@ -161,6 +167,11 @@ class CanClient:
             raise _RetryableError(_status_error(status, payload))
         if status != httpx.codes.OK:
             raise _status_error(status, payload)
+        if coding:
+            raise CanError(
+                FailureReason.INVALID_RESPONSE,
+                f"CAN answered with Content-Encoding {coding!r}; the exporter asks for identity",
+            )
         return parse_latest_time(payload, self.target.timezone)
 
     async def aclose(self) -> None:
@@ -176,7 +187,17 @@ class _RetryableError(Exception):
         self.error = error
 
 
+def _content_coding(headers: httpx.Headers) -> str | None:
+    """The Content-Encoding of an answer that has one other than identity (shortened)."""
+    codings = headers.get_list("content-encoding", split_commas=True)
+    if all(coding.strip().lower() in ("", "identity") for coding in codings):
+        return None
+    value = ", ".join(coding.strip() for coding in codings)
+    return value if len(value) <= _CODING_ECHO_CHARS else value[:_CODING_ECHO_CHARS] + "…"
+
+
 async def _read_capped(response: httpx.Response) -> bytes:
+    """The body's bytes as CAN sent them (nothing decoded), refused past MAX_RESPONSE_BYTES."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         raise CanError(
@@ -184,7 +205,7 @@ async def _read_capped(response: httpx.Response) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise CanError(

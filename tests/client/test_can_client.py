@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -136,6 +137,7 @@ async def test_request_headers_and_body(client: CanClient, httpx_mock: HTTPXMock
     assert request.headers["auth-value"] == SECRET
     assert request.headers["content-type"] == "application/json"
     assert request.headers["accept"] == "application/json"
+    assert request.headers["accept-encoding"] == "identity"
     assert request.headers["user-agent"].startswith("aloudata-can-exporter/")
     assert "authorization" not in request.headers
 
@@ -478,12 +480,71 @@ async def test_body_at_the_limit_is_read(client: CanClient, httpx_mock: HTTPXMoc
     assert result.reading == SUCCESS_READING
 
 
-async def test_undecodable_gzip_body(client: CanClient, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url=ENDPOINT, content=b"not gzip", headers={"content-encoding": "gzip"})
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        ({"content-encoding": "gzip"}, "gzip"),
+        ({"content-encoding": "deflate"}, "deflate"),
+        ({"content-encoding": "br"}, "br"),
+        ({"content-encoding": "zstd"}, "zstd"),
+        ({"content-encoding": "gzip, gzip"}, "gzip, gzip"),
+        ([("content-encoding", "identity"), ("content-encoding", "GZIP")], "identity, GZIP"),
+        ({"content-encoding": "x-" + "y" * 200}, "x-" + "y" * 62 + "…"),
+    ],
+)
+async def test_a_content_coding_other_than_identity_is_refused_unread(
+    client: CanClient, httpx_mock: HTTPXMock, headers: Any, named: str
+) -> None:
+    class Unreadable(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            raise AssertionError("the body was read")
+            yield b""  # pragma: no cover
+
+    httpx_mock.add_response(url=ENDPOINT, headers=headers, stream=Unreadable())
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.INVALID_RESPONSE)
     assert result.error is not None
-    assert result.error.message.startswith("DecodingError: ")
+    assert result.error.message == (
+        f"CAN answered with Content-Encoding {named!r}; the exporter asks for identity"
+    )
+    assert client.requests_sent == 1  # not retried
+
+
+@pytest.mark.parametrize("coding", ["identity", "Identity", ""])
+async def test_identity_is_read(client: CanClient, httpx_mock: HTTPXMock, coding: str) -> None:
+    httpx_mock.add_response(
+        url=ENDPOINT, json=fixture_json("success.json"), headers={"content-encoding": coding}
+    )
+    assert (await client.poll(PlanKey.IDS, PLANS, 5.0)).reading == SUCCESS_READING
+
+
+async def test_gzip_bytes_are_never_decoded(client: CanClient, httpx_mock: HTTPXMock) -> None:
+    """No coding announced: the bytes are what they are, and gzip bytes are not JSON."""
+    body = gzip.compress(json.dumps(fixture_json("success.json")).encode())
+    httpx_mock.add_response(url=ENDPOINT, content=body)
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert_failed(result, FailureReason.INVALID_RESPONSE)
+    assert result.error is not None
+    assert result.error.message == "response is not JSON"
+
+
+@pytest.mark.parametrize(("status", "reason"), [(503, "http_status"), (401, "auth")])
+async def test_an_error_status_with_a_coding_keeps_its_reason(
+    client: CanClient, httpx_mock: HTTPXMock, status: int, reason: str
+) -> None:
+    body = gzip.compress(json.dumps(ERROR_BODY).encode())
+    httpx_mock.add_response(
+        url=ENDPOINT,
+        status_code=status,
+        content=body,
+        headers={"content-encoding": "gzip"},
+        is_reusable=True,  # a 503 is retried
+    )
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert_failed(result, FailureReason(reason))
+    assert result.error is not None
+    assert result.error.message == f"HTTP {status}"
+    assert result.error.error_msg is None  # its body was not decoded for the details
 
 
 # --- secrets -------------------------------------------------------------------------------------
