@@ -91,12 +91,15 @@ class CanClient:
     def __repr__(self) -> str:
         return f"CanClient(target={self.target.name!r}, url={self.target.url!r})"
 
-    async def poll(self, plan_key: PlanKey, plans: Sequence[str], timeout: float) -> PollResult:
+    async def poll(
+        self, plan_key: PlanKey, plans: Sequence[str], timeout: float, *, retry: bool = True
+    ) -> PollResult:
         """Ask CAN about ``plans``; never raises for CAN's or the network's failures.
 
         Transport errors and 5xx answers are retried while ``timeout`` (which bounds every
-        try together) leaves room. The duration covers the tries, not the wait for a free
-        slot or for the rate limit.
+        try together) leaves room; with ``retry=False`` (a circuit's probe) there is exactly
+        one try. The duration covers the tries, not the wait for a free slot or for the rate
+        limit.
         """
         if self._closed:
             raise RuntimeError("CanClient is closed")
@@ -106,7 +109,8 @@ class CanClient:
             started = time.perf_counter()
             deadline = started + timeout
             try:
-                reading = await self._fetch_with_retries(body, deadline, timeout)
+                attempts = MAX_ATTEMPTS if retry else 1
+                reading = await self._fetch_with_retries(body, deadline, timeout, attempts)
             except CanError as error:
                 # A gateway may echo the credentials in its error text.
                 error.redact([self._secret])
@@ -119,15 +123,17 @@ class CanClient:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    async def _fetch_with_retries(self, body: bytes, deadline: float, timeout: float) -> Reading:
+    async def _fetch_with_retries(
+        self, body: bytes, deadline: float, timeout: float, attempts: int
+    ) -> Reading:
         remaining = timeout
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 return await self._fetch(body, remaining, timeout)
             except _RetryableError as retryable:
                 pause = _FIRST_RETRY_PAUSE * 2 ** (attempt - 1) * (0.5 + self._random.random())
                 # Give up when the next try could not get at least as long as the pause.
-                if attempt == MAX_ATTEMPTS or time.perf_counter() + 2 * pause >= deadline:
+                if attempt == attempts or time.perf_counter() + 2 * pause >= deadline:
                     raise retryable.error from None
                 await asyncio.sleep(pause)
                 await self._wait_for_rate_limit()

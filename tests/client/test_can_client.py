@@ -723,6 +723,38 @@ async def test_4xx_api_and_invalid_answers_are_not_retried(
     assert len(httpx_mock.get_requests()) == 1
 
 
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        pytest.param({"status_code": 503, "json": ERROR_BODY}, "http_status", id="503"),
+        pytest.param({"exception": httpx.ConnectError("refused")}, "connection", id="refused"),
+    ],
+)
+async def test_a_poll_without_retry_tries_once(
+    client: CanClient, httpx_mock: HTTPXMock, failure: dict[str, Any], reason: str
+) -> None:
+    """A circuit's probe: one request, whatever the failure."""
+    if "exception" in failure:
+        httpx_mock.add_exception(failure["exception"], url=ENDPOINT, is_reusable=True)
+    else:
+        httpx_mock.add_response(url=ENDPOINT, is_reusable=True, **failure)
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0, retry=False)
+    assert_failed(result, FailureReason(reason))
+    assert len(httpx_mock.get_requests()) == 1 == client.requests_sent
+    # The same failure, retried as usual.
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert_failed(result, FailureReason(reason))
+    assert client.requests_sent == 1 + MAX_ATTEMPTS
+
+
+async def test_a_poll_without_retry_still_reads_an_answer(
+    client: CanClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, json=fixture_json("success.json"))
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0, retry=False)
+    assert result.reading == SUCCESS_READING
+
+
 async def test_a_timeout_is_not_retried(client: CanClient, httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=ENDPOINT, is_reusable=True)
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)

@@ -394,6 +394,17 @@ async def test_a_reset_connection_is_a_connection_failure(
     assert client.requests_sent == MAX_ATTEMPTS
 
 
+async def test_a_probe_without_retry_tries_once(
+    client_for: Callable[[Target], CanClient],
+) -> None:
+    async with _serve(_reset) as url:
+        client = client_for(_target(url))
+        result = await client.poll(PlanKey.IDS, ["p1"], 5.0, retry=False)
+    assert result.error is not None
+    assert result.error.reason is FailureReason.CONNECTION
+    assert client.requests_sent == 1
+
+
 async def test_headers_at_the_limits_are_read(client_for: Callable[[Target], CanClient]) -> None:
     big = b"x-big: " + b"a" * MAX_HEADER_BYTES + b"\r\n"
     # _answer's own two (content-type, content-length) count too.
