@@ -169,7 +169,10 @@ class CanClient:
             failure = transport_failure(exc)
             error = CanError(failure.reason, failure.message)
             raise (_RetryableError(error) if failure.retryable else error) from None
-        if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+        # A 408 says the server gave up on the connection, and the request may be repeated on
+        # a new one (RFC 9110, 15.5.9). It is also what a proxy sends on a kept-alive
+        # connection it closes, which aiohttp reads as the next request's answer.
+        if status >= httpx.codes.INTERNAL_SERVER_ERROR or status == httpx.codes.REQUEST_TIMEOUT:
             raise _RetryableError(_status_error(status, payload))
         if status != httpx.codes.OK:
             raise _status_error(status, payload)
@@ -186,7 +189,7 @@ class CanClient:
 
 
 class _RetryableError(Exception):
-    """A failure worth another try: the connection broke or CAN answered 5xx."""
+    """A failure worth another try: the connection broke or CAN answered 5xx or 408."""
 
     def __init__(self, error: CanError) -> None:
         super().__init__(error.message)

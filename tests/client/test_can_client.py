@@ -281,7 +281,15 @@ async def test_auth_status(client: CanClient, httpx_mock: HTTPXMock, status: int
 
 @pytest.mark.parametrize(
     ("status", "tries"),
-    [(500, MAX_ATTEMPTS), (502, MAX_ATTEMPTS), (503, MAX_ATTEMPTS), (404, 1), (400, 1), (429, 1)],
+    [
+        (500, MAX_ATTEMPTS),
+        (502, MAX_ATTEMPTS),
+        (503, MAX_ATTEMPTS),
+        (408, MAX_ATTEMPTS),
+        (404, 1),
+        (400, 1),
+        (429, 1),
+    ],
 )
 async def test_error_status(
     client: CanClient, httpx_mock: HTTPXMock, status: int, tries: int
@@ -291,7 +299,7 @@ async def test_error_status(
     )
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.HTTP_STATUS)
-    # 5xx is retried within the timeout; 4xx never is.
+    # 5xx and 408 are retried within the timeout; other 4xx never are.
     assert len(httpx_mock.get_requests()) == tries == client.requests_sent
     assert result.error is not None
     assert result.error.error_msg == "gateway says no"

@@ -233,6 +233,41 @@ async def test_a_connection_closed_as_it_is_reused_is_retried(
     assert (can.requests, can.connections) == (3, 2)
 
 
+async def test_a_408_sent_on_an_idle_connection_costs_one_more_try(
+    client_for: Callable[[Target], CanClient],
+) -> None:
+    """A proxy may answer an idle kept-alive connection with "408 Request Timeout" and close
+    it. aiohttp reads that as the next request's answer: the 408 is retried, on a new
+    connection, and the poll succeeds."""
+    connections = 0
+
+    async def answer_then_408(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            await _read_request(reader)
+            writer.write(_answer())
+            await asyncio.sleep(0.05)
+            writer.write(
+                b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+            )
+            await writer.drain()
+            await asyncio.sleep(0.5)  # not closed yet when the next poll comes
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async with _serve(answer_then_408) as url:
+        client = client_for(_target(url))
+        assert (await client.poll(PlanKey.IDS, ["p1"], 5.0)).error is None
+        await asyncio.sleep(0.15)  # the 408 has arrived
+        second = await client.poll(PlanKey.IDS, ["p1"], 5.0)
+    assert second.error is None, second.error
+    assert client.requests_sent == 3
+    assert connections == 2
+
+
 # --- TLS ---------------------------------------------------------------------------------------
 
 
