@@ -179,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: this repository)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the exporter of another checkout (e.g. the commit before a change) in "
+        "every run, just before this one, on the same config and simulator: its first cycle, "
+        "CPU per poll, connections and start-up stand in the same table",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -418,14 +426,19 @@ class Cycle:
 
 
 def start_exporter(
-    config: Path, log_path: Path, args: argparse.Namespace, wrap: Sequence[str] = ()
+    config: Path,
+    log_path: Path,
+    args: argparse.Namespace,
+    wrap: Sequence[str] = (),
+    source: Path | None = None,
 ) -> Child:
+    """The exporter of ``source`` (default: --source) on ``config``."""
     return Child(
         "exporter",
         "exporter",
         ["--config.file", str(config), "--log.level", "info", "--log.format", "logfmt"],
         log_path,
-        cwd=args.source,
+        cwd=source or args.source,
         wrap=wrap,
     )
 
@@ -793,6 +806,9 @@ class Results:
     floors: dict[int, Floor] = field(default_factory=dict)  # the median of the runs
     cycles: dict[int, Cycle] = field(default_factory=dict)  # the run with the median cycle
     runs: dict[int, list[tuple[Floor, Cycle]]] = field(default_factory=dict)
+    # --baseline: the other checkout's first cycles, and the run with the median cycle.
+    baseline_runs: dict[int, list[Cycle]] = field(default_factory=dict)
+    baseline_cycles: dict[int, Cycle] = field(default_factory=dict)
     empty_rss_bytes: int = 0
     scrapes: list[Scrapes] = field(default_factory=list)
     samples: int = 0
@@ -893,17 +909,19 @@ def measure_groups(
             "check": time_command(args, ["--config.file", str(config), "--check-config"]),
         }
     runs: list[tuple[Floor, Cycle]] = []
+    baseline_runs: list[Cycle] = []
     for index in range(args.repeat):
         floor = measure_floor(simulator, groups, args.concurrency)
-        requests_before, connections_before = simulator_served(simulator)
+        if args.baseline is not None:
+            # Before this checkout's exporter in each run, so neither always goes first.
+            baseline_runs.append(
+                measure_baseline(
+                    args, simulator, workdir=workdir, groups=groups, config=config, started=started
+                )
+            )
         exporter = started(start_exporter(config, workdir / f"exporter-{groups}.log", args))
         try:
-            cycle = watch_first_cycle(exporter, simulator, groups, cycle_timeout(args, groups))
-            requests_after, connections_after = simulator_served(simulator)
-            cycle.served_requests = requests_after - requests_before
-            cycle.connections = connections_after - connections_before
-            time.sleep(SETTLE_SECONDS)
-            cycle.rss_bytes = read_status_kib(exporter.pid, "VmRSS") * KIB
+            cycle = watch_served_cycle(args, exporter, simulator, groups)
             _progress(
                 f"{groups} groups, run {index + 1}/{args.repeat}: floor {floor.seconds:.2f} s "
                 f"(ideal {ideal_cycle(args, groups):.2f} s), cycle {cycle.seconds:.2f} s, ready "
@@ -926,12 +944,56 @@ def measure_groups(
             exporter.stop()
         runs.append((floor, cycle))
     results.runs[groups] = runs
+    if baseline_runs:
+        results.baseline_runs[groups] = baseline_runs
+        results.baseline_cycles[groups] = _median_by(baseline_runs, lambda c: c.seconds)
     # The table shows the run whose cycle is the median, and the median floor.
     results.cycles[groups] = _median_by([cycle for _, cycle in runs], lambda c: c.seconds)
     results.floors[groups] = _median_by([floor for floor, _ in runs], lambda f: f.seconds)
     if largest:
         _progress(f"{groups} groups: reference (plain Gauges + generate_latest)")
         results.reference = run_reference(workdir / f"metrics-{groups}.txt", groups, args.scrapes)
+
+
+def watch_served_cycle(
+    args: argparse.Namespace, exporter: Child, simulator: Child, groups: int
+) -> Cycle:
+    """The exporter's first cycle (just launched), with what the simulator served it."""
+    requests_before, connections_before = simulator_served(simulator)
+    cycle = watch_first_cycle(exporter, simulator, groups, cycle_timeout(args, groups))
+    requests_after, connections_after = simulator_served(simulator)
+    cycle.served_requests = requests_after - requests_before
+    cycle.connections = connections_after - connections_before
+    time.sleep(SETTLE_SECONDS)
+    cycle.rss_bytes = read_status_kib(exporter.pid, "VmRSS") * KIB
+    return cycle
+
+
+def measure_baseline(
+    args: argparse.Namespace,
+    simulator: Child,
+    *,
+    workdir: Path,
+    groups: int,
+    config: Path,
+    started: Callable[[Child], Child],
+) -> Cycle:
+    """The --baseline checkout's exporter: its first cycle on the same config and simulator."""
+    log_path = workdir / f"exporter-baseline-{groups}.log"
+    exporter = started(start_exporter(config, log_path, args, source=args.baseline))
+    try:
+        cycle = watch_served_cycle(args, exporter, simulator, groups)
+        with httpx.Client(timeout=SCRAPE_TIMEOUT) as client:
+            _, _, raw = scrape(client, exporter.url + "/metrics", PROMETHEUS_HEADERS)
+            check_polls(cycle, gzip.decompress(raw))
+    finally:
+        exporter.stop()
+    _progress(
+        f"{groups} groups, baseline: cycle {cycle.seconds:.2f} s, ready "
+        f"{cycle.to_ready:.2f} s after start, "
+        f"{cycle.cpu_cycle / groups * 1e6:,.0f} us CPU per poll"
+    )
+    return cycle
 
 
 def _median_by(items: Sequence[_T], key: Callable[[_T], float]) -> _T:
@@ -1020,45 +1082,71 @@ def build_rows(args: argparse.Namespace, results: Results) -> list[Row]:
                 )
             )
         if cycle is not None:
-            ratio = cycle.seconds / ideal
-            rows.append(
-                Row(
-                    "poll cycle (first, a burst)",
-                    groups,
-                    f"{cycle.seconds:.2f} s",
-                    f"ideal {ideal:.2f} s",
-                    ratio,
-                    f"<= {CYCLE_GOAL}x",
-                    ratio <= CYCLE_GOAL,
-                )
-            )
-        if cycle is not None and cycle.connections is not None:
-            limit = CONNECTIONS_GOAL * args.concurrency
-            rows.append(
-                Row(
-                    "TCP connections opened (first cycle)",
-                    groups,
-                    f"{cycle.connections:,}",
-                    f"C = {args.concurrency}",
-                    cycle.connections / args.concurrency,
-                    f"<= {CONNECTIONS_GOAL}x C ({limit})",
-                    cycle.connections <= limit,
-                )
-            )
-        if cycle is not None and floor is not None:
-            per_poll = cycle.cpu_cycle / groups
-            rows.append(
-                Row(
-                    "CPU per poll (exporter user+sys)",
-                    groups,
-                    f"{per_poll * 1e6:,.0f} us",
-                    f"raw client {floor.cpu_per_request * 1e6:,.0f} us",
-                    per_poll / floor.cpu_per_request,
-                )
-            )
+            rows += cycle_rows(args, cycle, floor)
+        baseline = results.baseline_cycles.get(groups)
+        if baseline is not None:
+            rows += cycle_rows(args, baseline, floor, of=" - baseline")
     rows += scrape_rows(args, results)
     rows += memory_and_startup_rows(args, results)
     return rows
+
+
+def cycle_rows(
+    args: argparse.Namespace, cycle: Cycle, floor: Floor | None, of: str = ""
+) -> list[Row]:
+    """The first cycle against its goals; ``of`` names whose (--baseline's) it is."""
+    groups = cycle.groups
+    ideal = ideal_cycle(args, groups)
+    ratio = cycle.seconds / ideal
+    rows = [
+        Row(
+            f"poll cycle (first, a burst){of}",
+            groups,
+            f"{cycle.seconds:.2f} s",
+            f"ideal {ideal:.2f} s",
+            ratio,
+            f"<= {CYCLE_GOAL}x",
+            ratio <= CYCLE_GOAL,
+        )
+    ]
+    if cycle.connections is not None:
+        limit = CONNECTIONS_GOAL * args.concurrency
+        rows.append(
+            Row(
+                f"TCP connections opened (first cycle){of}",
+                groups,
+                f"{cycle.connections:,}",
+                f"C = {args.concurrency}",
+                cycle.connections / args.concurrency,
+                f"<= {CONNECTIONS_GOAL}x C ({limit})",
+                cycle.connections <= limit,
+            )
+        )
+    if floor is not None:
+        per_poll = cycle.cpu_cycle / groups
+        rows.append(
+            Row(
+                f"CPU per poll (exporter user+sys){of}",
+                groups,
+                f"{per_poll * 1e6:,.0f} us",
+                f"raw client {floor.cpu_per_request * 1e6:,.0f} us",
+                per_poll / floor.cpu_per_request,
+            )
+        )
+    return rows
+
+
+def startup_row(args: argparse.Namespace, cycle: Cycle, of: str = "") -> Row:
+    ideal = ideal_cycle(args, cycle.groups)
+    return Row(
+        f"start-up: process start -> /readyz 200{of}",
+        cycle.groups,
+        f"{cycle.to_ready:.2f} s",
+        f"ideal cycle {ideal:.2f} s",
+        cycle.to_ready / ideal,
+        f"<= {STARTUP_GOAL:g}x",
+        cycle.to_ready / ideal <= STARTUP_GOAL,
+    )
 
 
 def scrape_rows(args: argparse.Namespace, results: Results) -> list[Row]:
@@ -1139,18 +1227,10 @@ def memory_and_startup_rows(args: argparse.Namespace, results: Results) -> list[
             per_group <= 4.0,
         )
     )
-    ideal = ideal_cycle(args, groups)
-    rows.append(
-        Row(
-            "start-up: process start -> /readyz 200",
-            groups,
-            f"{cycle.to_ready:.2f} s",
-            f"ideal cycle {ideal:.2f} s",
-            cycle.to_ready / ideal,
-            f"<= {STARTUP_GOAL:g}x",
-            cycle.to_ready / ideal <= STARTUP_GOAL,
-        )
-    )
+    rows.append(startup_row(args, cycle))
+    baseline = results.baseline_cycles.get(groups)
+    if baseline is not None:
+        rows.append(startup_row(args, baseline, of=" - baseline"))
     return rows
 
 
@@ -1176,6 +1256,14 @@ def build_notes(args: argparse.Namespace, results: Results) -> list[str]:
                 )
         if cycle is not None:
             notes.append(cycle_note(cycle, floor))
+        baseline_runs = results.baseline_runs.get(groups, [])
+        if baseline_runs:
+            notes.append(
+                f"{groups:,} groups, baseline ({args.baseline}): cycle "
+                f"{' / '.join(f'{c.seconds:.2f}' for c in baseline_runs)} s, CPU per poll "
+                f"{' / '.join(f'{c.cpu_cycle / groups * 1e6:,.0f}' for c in baseline_runs)} us; "
+                + cycle_note(results.baseline_cycles[groups], None)
+            )
         runs = results.runs.get(groups, [])
         if len(runs) > 1:
             notes.append(
@@ -1299,6 +1387,8 @@ def machine_line(
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = ", ".join(f"{name} {_version(name)}" for name in packages)
     source = f", exporter from {args.source}" if args.source is not None else ""
+    if getattr(args, "baseline", None) is not None:
+        source += f", baseline from {args.baseline}"
     return (
         f"machine: {model}, {usable} cores, Python {platform.python_version()}, {versions}, "
         f"Linux {platform.release()}; {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; "
@@ -1348,6 +1438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.scrapes = min(args.scrapes, 10)
         args.repeat = 1
     args.source = args.source.resolve()
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
     signal.signal(signal.SIGTERM, interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="aloudata-can-bench-"))
     _progress(
