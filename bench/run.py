@@ -12,6 +12,7 @@ one table: every figure beside a reference measured in the same run, and the rat
   connections, no library) sending the same N requests; against the ideal cycle N*L/C;
 - poll cycle: the exporter's first cycle, from its "exporter started" log line to its "every
   group has been polled once" line (when /readyz turns 200); against the ideal cycle;
+- TCP connections the exporter opened during that cycle (the simulator's /-/stats); against C;
 - CPU per poll: the exporter's user+sys time (/proc) over that cycle / N; against the raw
   client's CPU per request;
 - scrape: median time of GET /metrics (text, gzip, and with Prometheus' own Accept header);
@@ -79,8 +80,12 @@ from bench.common import (
 from exporter.durations import format_duration
 
 LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
-# Issue 6: the first cycle within this factor of the ideal N·L/C.
-CYCLE_GOAL = 1.15
+# Issue 15's goals (on a maintained HTTP stack): the first cycle within this factor of the ideal
+# N·L/C, at most this many TCP connections per unit of concurrency C for it, and start-up to
+# /readyz within this factor of the ideal cycle.
+CYCLE_GOAL = 1.35
+CONNECTIONS_GOAL = 2
+STARTUP_GOAL = 2.0
 APIKEY = "bench-apikey"  # the generated scenario's; opens nothing but the simulator
 TARGET = "can"
 # Groups reuse this many plans (the simulator looks plans up by a linear scan).
@@ -328,7 +333,7 @@ def _raw_request(host: str, port: int, plan: str) -> bytes:
     return head.encode() + body
 
 
-async def _raw_cycle(host: str, port: int, groups: int, connections: int) -> int:
+async def raw_cycle(host: str, port: int, groups: int, connections: int) -> int:
     """Send ``groups`` requests over ``connections`` keep-alive connections; returns errors."""
     requests = [_raw_request(host, port, plan_name(index)) for index in range(PLANS)]
     work = iter(range(groups))
@@ -361,7 +366,7 @@ async def _raw_cycle(host: str, port: int, groups: int, connections: int) -> int
 def measure_floor(simulator: Child, groups: int, connections: int) -> Floor:
     before = CpuMark.take(None, simulator.pid)
     started = time.perf_counter()
-    errors = asyncio.run(_raw_cycle("127.0.0.1", simulator.port, groups, connections))
+    errors = asyncio.run(raw_cycle("127.0.0.1", simulator.port, groups, connections))
     seconds = time.perf_counter() - started
     after = CpuMark.take(None, simulator.pid)
     return Floor(
@@ -395,6 +400,9 @@ class Cycle:
     rss_bytes: int = 0  # SETTLE_SECONDS after ready
     polls_ok: int | None = None  # groups with poll_success 1 on the first scrape
     requests: float | None = None  # aloudata_can_target_requests_total on the first scrape
+    # What the simulator served the exporter from launch to ready (its /-/stats).
+    served_requests: int | None = None
+    connections: int | None = None
 
     @property
     def seconds(self) -> float:
@@ -486,6 +494,12 @@ def watch_first_cycle(exporter: Child, simulator: Child, groups: int, timeout: f
         follower.close()
     what = "its 'exporter started' line" if started is None else "ready"
     raise TimeoutError(f"exporter with {groups} groups: not {what} after {timeout:.0f}s")
+
+
+def simulator_served(simulator: Child) -> tuple[int, int]:
+    """latestTime requests the simulator has served, and the TCP connections they came on."""
+    stats = httpx.get(simulator.url + "/-/stats", timeout=10.0).json()
+    return int(stats["requests"]), int(stats["connections"])
 
 
 def check_polls(cycle: Cycle, body: bytes) -> None:
@@ -695,8 +709,10 @@ _WRAPPER_FILES = ("asyncio/", "<frozen", "threading.py", "futures/", "contextlib
 _WRAPPER_FRAMES = (
     "<module> (exporter/__main__.py)",
     "main (exporter/cli.py)",
-    "_run (exporter/cli.py)",
-    "_serve (exporter/cli.py)",
+    "_main (exporter/cli.py)",
+    "run (exporter/daemon.py)",
+    "_run (exporter/daemon.py)",
+    "_serve (exporter/daemon.py)",
     "run_coroutine_job (executors/base.py)",
 )
 
@@ -805,13 +821,14 @@ def run(args: argparse.Namespace, workdir: Path, results: Results) -> None:
     try:
         scenario = workdir / "scenario.yml"
         write_scenario(scenario, args.latency)
+        # This checkout's simulator, also with --source: every exporter meets the same server.
         simulator = started(
             Child(
                 "simulator",
                 "exporter.simulator",
                 ["--scenario", str(scenario), "--log.level", "warn"],
                 workdir / "simulator.log",
-                cwd=args.source,
+                cwd=REPO_ROOT,
             )
         )
         simulator.wait_until_ok("/-/healthy", STARTUP_TIMEOUT)
@@ -878,9 +895,13 @@ def measure_groups(
     runs: list[tuple[Floor, Cycle]] = []
     for index in range(args.repeat):
         floor = measure_floor(simulator, groups, args.concurrency)
+        requests_before, connections_before = simulator_served(simulator)
         exporter = started(start_exporter(config, workdir / f"exporter-{groups}.log", args))
         try:
             cycle = watch_first_cycle(exporter, simulator, groups, cycle_timeout(args, groups))
+            requests_after, connections_after = simulator_served(simulator)
+            cycle.served_requests = requests_after - requests_before
+            cycle.connections = connections_after - connections_before
             time.sleep(SETTLE_SECONDS)
             cycle.rss_bytes = read_status_kib(exporter.pid, "VmRSS") * KIB
             _progress(
@@ -1011,6 +1032,19 @@ def build_rows(args: argparse.Namespace, results: Results) -> list[Row]:
                     ratio <= CYCLE_GOAL,
                 )
             )
+        if cycle is not None and cycle.connections is not None:
+            limit = CONNECTIONS_GOAL * args.concurrency
+            rows.append(
+                Row(
+                    "TCP connections opened (first cycle)",
+                    groups,
+                    f"{cycle.connections:,}",
+                    f"C = {args.concurrency}",
+                    cycle.connections / args.concurrency,
+                    f"<= {CONNECTIONS_GOAL}x C ({limit})",
+                    cycle.connections <= limit,
+                )
+            )
         if cycle is not None and floor is not None:
             per_poll = cycle.cpu_cycle / groups
             rows.append(
@@ -1113,6 +1147,8 @@ def memory_and_startup_rows(args: argparse.Namespace, results: Results) -> list[
             f"{cycle.to_ready:.2f} s",
             f"ideal cycle {ideal:.2f} s",
             cycle.to_ready / ideal,
+            f"<= {STARTUP_GOAL:g}x",
+            cycle.to_ready / ideal <= STARTUP_GOAL,
         )
     )
     return rows
@@ -1184,6 +1220,7 @@ def build_notes(args: argparse.Namespace, results: Results) -> list[str]:
 def cycle_note(cycle: Cycle, floor: Floor | None) -> str:
     ok = "?" if cycle.polls_ok is None else f"{cycle.polls_ok:,}"
     requests = "?" if cycle.requests is None else f"{cycle.requests:,.0f}"
+    served = "?" if cycle.served_requests is None else f"{cycle.served_requests:,}"
     ready = "" if cycle.ready_from_log else " (ready seen on /readyz, not in the log)"
     return (
         f"{cycle.groups:,} groups, exporter: 'exporter started' {cycle.to_started:.2f} s after "
@@ -1193,7 +1230,8 @@ def cycle_note(cycle: Cycle, floor: Floor | None) -> str:
         f"{share(cycle.simulator_cpu, cycle.seconds)}, other processes "
         f"{share(cycle.others_cpu, cycle.seconds)}, steal {share(cycle.steal, cycle.seconds)}); "
         f"/readyz 200 seen {cycle.readyz_at - cycle.launched:.2f} s after launch; first polls "
-        f"ok {ok} of {cycle.groups:,}, requests sent {requests}; RSS "
+        f"ok {ok} of {cycle.groups:,}, requests sent {requests} (the simulator served "
+        f"{served} on {cycle.connections} connections); RSS "
         f"{cycle.rss_started_bytes / MIB:.1f} MiB at 'exporter started' (config and jobs, no "
         f"poll yet), {cycle.rss_bytes / MIB:.1f} MiB after the cycle, peak "
         f"{cycle.peak_rss_bytes / MIB:.1f} MiB"
@@ -1249,7 +1287,9 @@ def print_table(rows: Sequence[Row], out: IO[str], *, markdown: bool) -> None:
             print("  ".join("-" * width for width in widths), file=out)
 
 
-def machine_line(args: argparse.Namespace) -> str:
+def machine_line(
+    args: argparse.Namespace, packages: Sequence[str] = ("prometheus-client", "httpx", "aiohttp")
+) -> str:
     model = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1257,13 +1297,12 @@ def machine_line(args: argparse.Namespace) -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    versions = ", ".join(
-        f"{name} {_version(name)}" for name in ("prometheus-client", "httpx", "aiohttp")
-    )
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
+    source = f", exporter from {args.source}" if args.source is not None else ""
     return (
         f"machine: {model}, {usable} cores, Python {platform.python_version()}, {versions}, "
         f"Linux {platform.release()}; {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; "
-        f"L = {args.latency * 1000:g} ms, C = {args.concurrency}, exporter from {args.source}"
+        f"L = {args.latency * 1000:g} ms, C = {args.concurrency}{source}"
     )
 
 

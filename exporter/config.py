@@ -29,16 +29,25 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from exporter.boundedfile import (
+    CONFIG_FILE_MAX_BYTES,
+    PEM_FILE_MAX_BYTES,
+    SECRET_FILE_MAX_BYTES,
+    FileReadError,
+    read_regular_file,
+)
 from exporter.can.models import local_zone
 from exporter.durations import format_duration, parse_duration
 from exporter.metrics import RESERVED_LABELS
 from exporter.proxy import Proxy, connect_header_ignored, inline_proxy_secrets, resolve_proxy
-from exporter.redact import redact
+from exporter.redact import MIN_SECRET_LENGTH, redact, short_secret_problem
 from exporter.schedule import DataPeriods, Granularity, Schedule, cron_trigger, make_schedule
+from exporter.textsafe import header_value_problem
 from exporter.yamlfile import (
     ProblemsError,
     YamlError,
@@ -237,10 +246,42 @@ class AuthType(StrEnum):
     APIKEY = "APIKEY"
 
 
+def _header_value(value: str) -> str:
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# Sent as an HTTP header: a CR LF in it would start a header of its own.
+HeaderValue = Annotated[str, Field(min_length=1), AfterValidator(_header_value)]
+
+
+def _auth_value_problem(secret: str, auth_type: AuthType) -> str | None:
+    """Why an auth value cannot be used, inline or from a file: it is sent as a header, and a
+    credential too short to be masked wherever it occurs in a log line is refused. A UID or an
+    ACCOUNT names a user and may be short (masked then only as a whole word)."""
+    problem = header_value_problem(secret)
+    if problem is None and auth_type in (AuthType.TOKEN, AuthType.APIKEY):
+        problem = short_secret_problem(secret)
+    return problem
+
+
 class AuthSettings(_Model):
     type: AuthType
     value: SecretStr | None = None
     value_file: Path | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _check_value(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            # An invalid type has its own error; the value is then held to a credential's rules.
+            auth_type = info.data.get("type", AuthType.APIKEY)
+            problem = _auth_value_problem(value.get_secret_value(), auth_type)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> AuthSettings:
@@ -259,7 +300,7 @@ class TLSSettings(_Model):
 class TargetSettings(_Model):
     name: Name
     url: str
-    tenant_id: Annotated[str, Field(min_length=1)]
+    tenant_id: HeaderValue
     auth: AuthSettings
     timezone: ZoneName | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 8
@@ -417,8 +458,10 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     """Read and validate the configuration file at ``path``."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_file(Path(path), CONFIG_FILE_MAX_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise ConfigError([exc.describe("config file")], source) from None
+    except UnicodeDecodeError as exc:
         raise ConfigError([f"cannot read config file: {os_reason(exc)}"], source) from None
     try:
         return parse_config(text, environ, base_dir=Path(path).parent, source=source)
@@ -455,10 +498,14 @@ def _inline_secrets(raw: dict[str, Any]) -> list[str]:
     auths = (
         [t.get("auth") for t in targets if isinstance(t, dict)] if isinstance(targets, list) else []
     )
+    # A short one is a refused credential or a user's UID: masked in an error line that it
+    # did not come from (none quotes its input), it would only garble the line.
     return [
         auth["value"]
         for auth in auths
-        if isinstance(auth, dict) and isinstance(auth.get("value"), str)
+        if isinstance(auth, dict)
+        and isinstance(auth.get("value"), str)
+        and len(auth["value"]) >= MIN_SECRET_LENGTH
     ]
 
 
@@ -547,7 +594,9 @@ def _resolve_target(
         url=settings.url,
         tenant_id=settings.tenant_id,
         auth_type=auth.type,
-        auth_value=auth.value if auth.value is not None else _read_auth_value(value_file),
+        auth_value=auth.value
+        if auth.value is not None
+        else _read_auth_value(value_file, auth.type),
         timezone=load_zone(settings.timezone) if settings.timezone else None,
         max_concurrency=settings.max_concurrency,
         rate_limit=settings.rate_limit,
@@ -566,16 +615,19 @@ def _resolve_target(
     )
 
 
-def _read_auth_value(path: Path | None) -> SecretStr:
+def _read_auth_value(path: Path | None, auth_type: AuthType) -> SecretStr:
     assert path is not None  # AuthSettings guarantees value or value_file
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        value = read_regular_file(path, SECRET_FILE_MAX_BYTES).decode("utf-8").strip()
+    except FileReadError as exc:
+        raise ValueError(f"auth.value_file: {exc.describe()}") from None
+    except UnicodeDecodeError as exc:
         raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
-    except ValueError:  # a NUL byte in the path
-        raise ValueError("auth.value_file: not a valid path") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
+    problem = _auth_value_problem(value, auth_type)
+    if problem is not None:
+        raise ValueError(f"auth.value_file: {path}: {problem}")
     return SecretStr(value)
 
 
@@ -584,6 +636,11 @@ def _resolve_ca_file(path: Path | None, base_dir: Path) -> Path | None:
     from it, and a file that is not a PEM bundle would fail there, with a traceback."""
     resolved = _resolve_path(path, base_dir, "tls.ca_file")
     if resolved is not None:
+        # OpenSSL reads the path itself: check first that it is a regular file of sane size.
+        try:
+            read_regular_file(resolved, PEM_FILE_MAX_BYTES)
+        except FileReadError as exc:
+            raise ValueError(f"tls.ca_file: {exc.describe()}") from None
         try:
             ssl.create_default_context(cafile=str(resolved))
         except (ssl.SSLError, OSError, UnicodeDecodeError) as exc:
@@ -596,7 +653,7 @@ def _resolve_path(path: Path | None, base_dir: Path, key: str) -> Path | None:
     if path is None:
         return None
     resolved = base_dir / path
-    if not resolved.is_file():
+    if not resolved.exists():
         raise ValueError(f"{key}: no such file {resolved}")
     return resolved
 

@@ -13,17 +13,26 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from exporter.boundedfile import SECRET_FILE_MAX_BYTES, FileReadError, read_regular_file
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECK_INTERVAL = 10.0
 
 
 def file_digest(path: Path) -> bytes | None:
-    """A digest of the file's content; None while it cannot be read (mid-rotation, removed)."""
+    """A digest of the file's content; None while it cannot be read (mid-rotation, removed).
+
+    The file is read as the config reads it, never blocking and at most 64 KiB. One that
+    turned into something the config refuses (a FIFO, a device, a larger file) gets a digest of
+    that reason, so the change is reported and the reload says what is wrong.
+    """
     try:
-        return hashlib.sha256(path.read_bytes()).digest()
-    except OSError:
-        return None
+        return hashlib.sha256(read_regular_file(path, SECRET_FILE_MAX_BYTES)).digest()
+    except FileReadError as exc:
+        if exc.unreadable:
+            return None
+        return hashlib.sha256(b"unusable: " + exc.reason.encode()).digest()
 
 
 class FileWatcher:

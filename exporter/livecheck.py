@@ -23,6 +23,7 @@ from exporter.can.client import CanClient, PollResult
 from exporter.can.models import FailureReason
 from exporter.config import Group, PlanKey, Target
 from exporter.resilience import TARGET_FAILURES
+from exporter.textsafe import escape_controls
 
 PROBES = 3
 
@@ -111,7 +112,7 @@ def outcome_of(check: PlanCheck, result: PollResult) -> PlanOutcome:
     else:
         why = "a table has empty partitions or was never refreshed"
     if reading.trace_id:
-        why += f"; traceId={_one_line(reading.trace_id)}"
+        why += f"; traceId={reading.trace_id}"
     return PlanOutcome(check, PlanStatus.NOT_READY, detail=why)
 
 
@@ -144,7 +145,8 @@ def render_problems(outcomes: Iterable[PlanOutcome]) -> str:
     )
     if not problems:
         return ""
-    rows = [list(_COLUMNS), *(_row(outcome) for outcome in problems)]
+    # Plans and details hold CAN's texts and config values: no control character gets through.
+    rows = [list(_COLUMNS), *([escape_controls(cell) for cell in _row(o)] for o in problems)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -157,17 +159,12 @@ def _row(outcome: PlanOutcome) -> list[str]:
     check = outcome.check
     return [
         check.target,
-        _one_line(check.plan),
+        check.plan,
         _KEY_NAMES[check.plan_key],
         outcome.label,
         ",".join(check.groups),
-        _one_line(outcome.detail) or "-",
+        outcome.detail or "-",
     ]
-
-
-def _one_line(text: str) -> str:
-    """``text``, quoted when a line break or other control character would break the table."""
-    return text if text.isprintable() else repr(text)
 
 
 class PlanClient(Protocol):

@@ -2,6 +2,10 @@
 
 Call sites pass context as ``extra={...}`` fields (group, plan, reason, ...). The messages
 never include secrets by design; the masking is a second guard.
+
+Values come from outside (CAN's errorMsg and traceId, plan names, config values, exception
+texts): every control character in them is escaped (``\\u001b``) in both formats, so nothing
+reaches a terminal raw and no value forges a line of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from exporter.redact import ordered_secrets, redact
+from exporter.textsafe import escape_controls, has_controls
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -50,13 +55,23 @@ class _Formatter(logging.Formatter):
                 fields[key] = value
         if record.exc_info:
             fields["error"] = self.formatException(record.exc_info)
-        return self._redact(self.render(fields))
+        # Masked value by value before quoting too: quoting escapes a `"` or `\` in a secret,
+        # and the escaped form would no longer match.
+        masked = {key: self._mask_value(value) for key, value in fields.items()}
+        return self._redact(self.render(masked))
 
     def render(self, fields: dict[str, Any]) -> str:
         raise NotImplementedError
 
     def _redact(self, line: str) -> str:
         return redact(line, self.secrets)
+
+    def _mask_value(self, value: object) -> object:
+        if isinstance(value, str):
+            return self._redact(value)
+        if value is None or isinstance(value, bool | int | float | list | tuple | dict):
+            return value  # as JSON renders them; the whole line is masked below
+        return self._redact(str(value))
 
 
 class LogfmtFormatter(_Formatter):
@@ -66,14 +81,21 @@ class LogfmtFormatter(_Formatter):
 
 class JsonFormatter(_Formatter):
     def render(self, fields: dict[str, Any]) -> str:
-        return json.dumps(fields, ensure_ascii=False, default=str)
+        return _json_string(fields)
 
 
 def _logfmt_value(value: object) -> str:
     text = "null" if value is None else str(value)
-    if text == "" or _NEEDS_QUOTES.search(text):
-        return json.dumps(text, ensure_ascii=False)
+    if text == "" or _NEEDS_QUOTES.search(text) or has_controls(text):
+        return _json_string(text)
     return text
+
+
+def _json_string(value: object) -> str:
+    """JSON with every control character escaped: json.dumps escapes C0 only, and keeps DEL,
+    C1 (a terminal takes \\x9b for ESC [) and U+2028/2029 raw. They can only stand inside
+    strings, where their escaped form is valid JSON."""
+    return escape_controls(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _level_name(levelno: int) -> str:

@@ -12,6 +12,7 @@ from exporter.collector import schedule_values
 from exporter.config import ThresholdValues
 from exporter.durations import format_duration
 from exporter.state import GroupSnapshot
+from exporter.textsafe import escape_controls
 
 _COLUMNS = (
     "TARGET",
@@ -147,16 +148,23 @@ def describe_findings(found: Sequence[Finding]) -> str:
 
 def render_table(snapshots: Sequence[GroupSnapshot], now: datetime) -> str:
     """A fixed-width table, one group a row, then one line per failure with CAN's details."""
-    rows = [list(_COLUMNS), *(table_rows(snapshot, now) for snapshot in snapshots)]
+    # Cells and details hold CAN's texts and config values: no control character gets through.
+    rows = [
+        list(_COLUMNS),
+        *([escape_controls(cell) for cell in table_rows(snapshot, now)] for snapshot in snapshots),
+    ]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+    details: list[str] = []
     for snapshot in snapshots:
         where = f"{snapshot.group.target}/{snapshot.group.name}"
         if snapshot.last_error:
-            lines.append(f"{where}: {snapshot.last_error}")
+            details.append(f"{where}: {snapshot.last_error}")
         # Named by the per-plan requests (per_plan: true, or auto's drilldown).
-        lines.extend(f"{where}: plan {p.plan} does not exist" for p in snapshot.plans if p.missing)
-    return "\n".join(lines) + "\n"
+        details.extend(
+            f"{where}: plan {p.plan} does not exist" for p in snapshot.plans if p.missing
+        )
+    return "\n".join([*lines, *map(escape_controls, details)]) + "\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
+from datetime import datetime, timedelta
 from enum import Enum
 
 from exporter.can.models import FailureReason
@@ -70,14 +71,19 @@ class CircuitChange(Enum):
 class Circuit:
     """One target's circuit: open while every one of its groups fails at the target level.
 
-    While open, polls are not sent except one probe at a time; the first probe that CAN
-    answers (even with an error about a plan) closes it.
+    While open, polls are not sent except one probe at a time, and probes back off as a
+    failing group's polls do: the opening failure counts as the first, so the first probe
+    may go after twice the interval, the next after four times, up to ``max_backoff``. The
+    first probe that CAN answers (even with an error about a plan) closes it.
     """
 
     def __init__(self) -> None:
         self.is_open = False
         self._failing: set[str] = set()
         self._probing = False
+        # Target-level failures since the circuit opened (the opening one included).
+        self._open_failures = 0
+        self._next_probe: datetime | None = None
 
     def record(
         self, group: str, reason: FailureReason | None, groups: Collection[str]
@@ -94,9 +100,15 @@ class Circuit:
             self._failing.add(group)
         if self.is_open and answered:
             self.is_open = False
+            self._open_failures = 0
+            self._next_probe = None
             return CircuitChange.CLOSED
-        if not self.is_open and groups and len(self._failing) >= len(groups):
+        if self.is_open:
+            self._open_failures += 1
+            return None
+        if groups and len(self._failing) >= len(groups):
             self.is_open = True
+            self._open_failures = 1
             return CircuitChange.OPENED
         return None
 
@@ -104,9 +116,23 @@ class Circuit:
         """The group left the target's configuration."""
         self._failing.discard(group)
 
-    def start_probe(self) -> bool:
+    def hold_probes(self, now: datetime, interval: float, max_backoff: float, draw: float) -> None:
+        """After the circuit opened or a probe failed: no probe before the backed-off delay.
+
+        ``interval`` and ``max_backoff`` are those of the group whose poll just failed;
+        ``draw`` is a uniform random number in [0, 1), as for ``backoff_delay``.
+        """
+        delay = backoff_delay(interval, self._open_failures + 1, max_backoff, draw)
+        self._next_probe = now + timedelta(seconds=delay)
+
+    @property
+    def next_probe(self) -> datetime | None:
+        """While open: the earliest time the next probe may go (None: at once)."""
+        return self._next_probe if self.is_open else None
+
+    def start_probe(self, now: datetime) -> bool:
         """While open: True if the caller may send the one probe (and must call end_probe)."""
-        if self._probing:
+        if self._probing or (self._next_probe is not None and now < self._next_probe):
             return False
         self._probing = True
         return True

@@ -1,24 +1,21 @@
 """The HTTP side: telemetry, health, readiness, reload and a landing page (aiohttp).
 
 No handler ever waits on CAN: the telemetry path renders what the poller already stored.
-With ``--web.config.file`` (``WebSecurity``) the server speaks TLS, asks for basic auth on
-every path before any handler runs, and adds the configured response headers.
+With ``--web.config.file`` (``WebSecurity``) the server speaks TLS, applies the rate limit and
+asks for basic auth on every path before any handler runs, and adds the configured response
+headers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import html
 import logging
-import ssl
-import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -30,6 +27,8 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.clock import Clock
 from exporter.exposition import Exposition
+from exporter.listen import ListenAddress
+from exporter.passwordchecks import ChecksBusyError
 from exporter.report import (
     Severity,
     describe_findings,
@@ -38,16 +37,8 @@ from exporter.report import (
     format_age,
     format_until,
 )
-from exporter.settings import ListenAddress
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot
-from exporter.webauth import BasicAuth
-from exporter.webconfig import (
-    TLSSettings,
-    WebConfig,
-    WebConfigError,
-    build_ssl_context,
-    load_web_config,
-)
+from exporter.websecurity import WebSecurity
 
 log = logging.getLogger("exporter.web")
 
@@ -56,8 +47,7 @@ _GZIP_LEVEL = 1
 # zlib's window bits for a gzip header and trailer around the deflate stream.
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 WWW_AUTHENTICATE = 'Basic realm="aloudata-can-exporter"'
-# How often, at most, requests and TLS handshakes look for web config changes on disk.
-WEB_CONFIG_CHECK_INTERVAL_SECONDS = 1.0
+CHECKS_BUSY = "Too Many Requests: password checks are busy\n"
 
 ReloadHandler = Callable[[], Awaitable[list[str]]]
 Encoder = Callable[[Collector], bytes]
@@ -67,158 +57,6 @@ Encoder = Callable[[Collector], bytes]
 class WebOptions:
     telemetry_path: str = "/metrics"
     enable_lifecycle: bool = False
-
-
-class WebSecurity:
-    """The ``--web.config.file`` in force: basic auth, response headers and the TLS context.
-
-    exporter-toolkit reads the file on every request; here, on requests and TLS handshakes
-    (at most once per ``check_interval``), the web config file and the TLS files it names are
-    stat'ed, and the file is loaded again when one of them changed. So new users, headers,
-    certificates, keys and client CAs apply without a restart. A broken file is logged (again
-    only when its problems change), retried on later checks, and the running settings stay.
-    Turning TLS on or off and changing client_auth_type, min_version or max_version need a
-    restart: such a change is logged and the running TLS settings stay.
-    """
-
-    def __init__(
-        self,
-        config: WebConfig,
-        *,
-        check_interval: float = WEB_CONFIG_CHECK_INTERVAL_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._config = config
-        self._check_interval = check_interval
-        self._monotonic = monotonic
-        self._checked_at = monotonic()
-        self._signature = _signature(config.files())
-        self._failure: list[str] | None = None
-        # bcrypt gets its own thread: wrong passwords cannot starve the default executor,
-        # which renders /metrics, nor use more than one core.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basic-auth")
-        self._auth = self._basic_auth(config)
-        self._listening_context: ssl.SSLContext | None = None
-        self._context: ssl.SSLContext | None = None
-        if config.tls is not None:
-            self._listening_context = _context_of(config)
-            self._listening_context.sni_callback = self._on_client_hello
-            self._context = self._listening_context
-
-    @property
-    def config(self) -> WebConfig:
-        return self._config
-
-    @property
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The context to listen with; handshakes switch to the newest certificates."""
-        return self._listening_context
-
-    @property
-    def auth(self) -> BasicAuth | None:
-        return self._auth
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._config.headers
-
-    def refresh(self) -> None:
-        """Load the web config again if it or its TLS files changed on disk."""
-        source = self._config.source
-        now = self._monotonic()
-        if source is None or now - self._checked_at < self._check_interval:
-            return
-        self._checked_at = now
-        signature = _signature(self._config.files())
-        if signature == self._signature and self._failure is None:
-            return
-        self._signature = signature
-        try:
-            config = self._keep_restart_only_settings(load_web_config(source))
-            context = _context_of(config) if config.tls is not None else None
-        except WebConfigError as exc:
-            if exc.lines() != self._failure:
-                for line in exc.lines():
-                    log.error(
-                        "web config reload failed; keeping the running web config",
-                        extra={"error": line},
-                    )
-            self._failure = exc.lines()
-            return
-        self._failure = None
-        if config.users != self._config.users:
-            self._auth = self._basic_auth(config)
-        self._config = config
-        self._signature = _signature(config.files())
-        if context is not None:
-            self._context = context
-        _log_warnings(config)
-        log.info(
-            "web config reloaded",
-            extra={"tls": config.tls_enabled, "basic_auth": config.basic_auth_enabled},
-        )
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def _basic_auth(self, config: WebConfig) -> BasicAuth | None:
-        return BasicAuth(config.users, executor=self._executor) if config.users else None
-
-    def _keep_restart_only_settings(self, config: WebConfig) -> WebConfig:
-        running = self._config.tls
-        changed = _restart_only_changes(running, config.tls)
-        if not changed:
-            return config
-        log.warning(
-            "web config change needs a restart; keeping the running TLS settings",
-            extra={"keys": ",".join(changed)},
-        )
-        return dataclasses.replace(config, tls=running, ssl_context=None)
-
-    def _on_client_hello(
-        self, ssl_object: ssl.SSLObject, _server_name: str | None, context: ssl.SSLContext
-    ) -> None:
-        # Called for every handshake, with or without SNI (None for an IP address).
-        try:
-            self.refresh()
-        except Exception:
-            log.exception("web config check failed")
-        if self._context is not None and self._context is not context:
-            ssl_object.context = self._context
-
-
-def _context_of(config: WebConfig) -> ssl.SSLContext:
-    """The server context of a config with TLS: the one its load built, or a new one."""
-    assert config.tls is not None
-    return config.ssl_context or build_ssl_context(config.tls)
-
-
-def _signature(paths: Iterable[Path]) -> tuple[tuple[int, int, int] | None, ...]:
-    """What tells a changed file apart: mtime, size and inode (a renamed-in file)."""
-    signature: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError:
-            signature.append(None)
-        else:
-            signature.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
-    return tuple(signature)
-
-
-def _restart_only_changes(running: TLSSettings | None, new: TLSSettings | None) -> list[str]:
-    if running is None or new is None:
-        return [] if running is new else ["tls_server_config"]
-    return [
-        f"tls_server_config.{name}"
-        for name in ("client_auth_type", "min_version", "max_version")
-        if getattr(running, name) != getattr(new, name)
-    ]
-
-
-def _log_warnings(config: WebConfig) -> None:
-    for warning in config.warnings:
-        log.warning("web config warning", extra={"warning": warning})
 
 
 class WebApp:
@@ -252,7 +90,7 @@ class WebApp:
         self._render_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
         app.on_cleanup.append(self._close_render_executor)
         if self._security is not None:
-            app.middlewares.append(self._require_basic_auth)
+            app.middlewares.append(self._guard)
             app.on_response_prepare.append(self._add_headers)
             app.on_cleanup.append(self._close_security)
         app.router.add_get(self._options.telemetry_path, self._metrics)
@@ -282,14 +120,26 @@ class WebApp:
             self._runner = None
 
     @web.middleware
-    async def _require_basic_auth(
-        self, request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        """Every path, known or not, answers 401 before its handler runs without credentials."""
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Before any handler, on every path, known or not: the rate limit (429), then basic
+        auth (401 without the right credentials, 429 when password checks are busy), in
+        exporter-toolkit's order."""
         assert self._security is not None  # installed only with a web config
         self._security.refresh()
+        if not self._security.allow_request():
+            return web.Response(status=429, text="Too Many Requests\n")
         auth = self._security.auth
-        if auth is not None and not await auth.verify(request.headers.get(hdrs.AUTHORIZATION)):
+        if auth is None:
+            return await handler(request)
+        try:
+            allowed = await auth.verify(
+                request.headers.get(hdrs.AUTHORIZATION), client=request.remote or ""
+            )
+        except ChecksBusyError:
+            # 429, not 401: the password was not checked, and a scraper's target page should
+            # say "too many requests", not that its credentials are wrong.
+            return web.Response(status=429, text=CHECKS_BUSY)
+        if not allowed:
             return web.Response(
                 status=401,
                 text="Unauthorized\n",

@@ -1,20 +1,21 @@
 """HTTP basic auth against the bcrypt hashes of ``--web.config.file``'s ``basic_auth_users``.
 
-bcrypt is slow on purpose (about 100 ms at cost 10), so, as exporter-toolkit does:
+bcrypt is slow on purpose (about 60 ms of a core at cost 10), so, as exporter-toolkit does:
 
 - successful checks are cached (bounded, least recently used first out), keyed by an HMAC of
   the user, the stored hash and the given password under a per-process random key, so the
   cache holds no password and no fast hash of one;
-- ``checkpw`` runs in an executor, never on the event loop; the web server gives it a
-  dedicated one-thread executor, so a flood of wrong passwords costs at most one core and
-  queues behind itself, while scrapes with cached credentials and metric rendering go on;
+- ``checkpw`` runs in an executor, never on the event loop, through a ``CheckQueue``
+  (``exporter.passwordchecks``): one check at a time on the web server's dedicated thread, so a
+  flood of wrong passwords costs at most one core, from a queue bounded and fair between client
+  addresses, so the flood gets ``ChecksBusyError`` (429) at once while scrapes with cached
+  credentials, other addresses' checks and metric rendering go on;
 - user names are compared in constant time, and an unknown user still costs a ``checkpw``
   against a dummy hash of the configured cost, so timing does not tell which users exist.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -22,10 +23,12 @@ import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import Executor
+from functools import partial
 
 import bcrypt
 from pydantic import SecretStr
+
+from exporter.passwordchecks import CheckQueue
 
 DEFAULT_CACHE_SIZE = 256
 # bcrypt only ever uses the first 72 bytes; bcrypt>=5 raises on longer input instead.
@@ -57,7 +60,7 @@ class BasicAuth:
         self,
         users: Mapping[str, SecretStr],
         *,
-        executor: Executor | None = None,
+        checks: CheckQueue | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         if not users:
@@ -68,27 +71,30 @@ class BasicAuth:
             for name, hashed in users.items()
         ]
         self._dummy_hash = _dummy_hash(max(_cost(hashed) for _, hashed in self._users))
-        self._executor = executor
+        self._checks = checks if checks is not None else CheckQueue()
         self._cache_size = cache_size
         self._cache: OrderedDict[bytes, None] = OrderedDict()
         self._cache_key = secrets.token_bytes(32)
 
-    async def verify(self, authorization: str | None) -> bool:
-        """True when the header carries a configured user and that user's password."""
+    async def verify(self, authorization: str | None, client: str = "") -> bool:
+        """True when the header carries a configured user and that user's password.
+
+        ``client`` (the peer's address) is whose turn a check waits for; raises
+        ``ChecksBusyError`` at once when a check is needed and the queue has no room for it.
+        """
         credentials = parse_basic_authorization(authorization)
         if credentials is None:
             return False
         user, password = credentials
         stored = self._stored_hash(user)
-        loop = asyncio.get_running_loop()
         if stored is None:
-            await loop.run_in_executor(self._executor, _checkpw, password, self._dummy_hash)
+            await self._checks.run(client, partial(_checkpw, password, self._dummy_hash))
             return False
         key = self._key(user, stored, password)
         if key in self._cache:
             self._cache.move_to_end(key)
             return True
-        if not await loop.run_in_executor(self._executor, _checkpw, password, stored):
+        if not await self._checks.run(client, partial(_checkpw, password, stored)):
             return False
         self._remember(key)
         return True

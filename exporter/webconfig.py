@@ -1,4 +1,4 @@
-"""``--web.config.file``: TLS, basic auth and response headers in exporter-toolkit's format.
+"""``--web.config.file``: TLS, basic auth, headers and rate limit in exporter-toolkit's format.
 
 The file is the one Prometheus' Go exporters read
 (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md).
@@ -11,13 +11,15 @@ What differs from exporter-toolkit, because Python's ``ssl`` module works differ
 
 - ``cipher_suites`` and ``curve_preferences`` are rejected when set (OpenSSL's defaults apply);
   ``prefer_server_cipher_suites`` is accepted and ignored (Go 1.18+ ignores it too).
-- Inline ``cert``, ``key`` and ``client_ca``, ``client_allowed_sans`` and ``rate_limit`` are
-  rejected with a message saying so.
+- Inline ``cert``, ``key`` and ``client_ca`` and ``client_allowed_sans`` are rejected with a
+  message saying so.
 - ``ssl`` cannot ask for a client certificate without verifying it: ``RequestClientCert``
   does not ask at all (the exporter never reads client certificates) and
   ``RequireAnyClientCert`` verifies against ``client_ca_file`` like
   ``RequireAndVerifyClientCert``; both are logged as warnings.
 - ``http_server_config.http2`` is accepted; the server speaks HTTP/1.1 only.
+- ``rate_limit`` is exporter-toolkit's (``exporter.webratelimit``), but follows the file on
+  reload, and refuses a negative interval and a bare number other than 0.
 
 Bcrypt hashes never appear in errors or reprs.
 """
@@ -34,7 +36,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from exporter.redact import MASK, redact
+from exporter.boundedfile import (
+    PEM_FILE_MAX_BYTES,
+    WEB_CONFIG_FILE_MAX_BYTES,
+    FileReadError,
+    read_regular_file,
+)
+from exporter.redact import MASK, MIN_SECRET_LENGTH, redact
+from exporter.textsafe import has_controls
+from exporter.webratelimit import RateLimit, RateLimitFile, resolve_rate_limit
 from exporter.yamlfile import (
     ProblemsError,
     YamlError,
@@ -49,7 +59,7 @@ _BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53
 _BCRYPT_LIKE = re.compile(r"\$2[a-z]?\$[0-9]{2}\$[./A-Za-z0-9]{20,}")
 
 # pydantic's "Input should be a valid dictionary or instance of _TLSServerConfigFile".
-_MODEL_NAME = re.compile(r" or instance of _\w+$")
+_MODEL_NAME = re.compile(r" or instance of \w+$")
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----")
 _PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
@@ -72,7 +82,6 @@ _UNSUPPORTED_TLS_KEYS = {
     "curve_preferences": f"not supported: OpenSSL's default curves apply; {_REMOVE}",
     "client_allowed_sans": f"not supported by this exporter; {_REMOVE}",
 }
-_UNSUPPORTED_KEYS = {"rate_limit": f"not supported by this exporter; {_REMOVE}"}
 
 
 class WebConfigError(ProblemsError):
@@ -147,6 +156,7 @@ class _WebConfigFile(_Model):
     tls_server_config: _TLSServerConfigFile | None = None
     http_server_config: _HTTPServerConfigFile | None = None
     basic_auth_users: dict[str, SecretStr] | None = None
+    rate_limit: RateLimitFile | None = None
 
 
 # --- the resolved web config ------------------------------------------------------------------
@@ -173,6 +183,7 @@ class WebConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     # User name -> bcrypt hash.
     users: Mapping[str, SecretStr] = field(default_factory=dict)
+    rate_limit: RateLimit | None = None  # None: no limit
     source: str | None = None
     warnings: tuple[str, ...] = ()
     # The server context built from ``tls`` while loading (the load's own check that the
@@ -197,8 +208,10 @@ def load_web_config(path: str | Path) -> WebConfig:
     """Read and validate the web config file at ``path``, including a trial TLS context."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_file(Path(path), WEB_CONFIG_FILE_MAX_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise WebConfigError([exc.describe("web config file")], source) from None
+    except UnicodeDecodeError as exc:
         raise WebConfigError([f"cannot read web config file: {os_reason(exc)}"], source) from None
     try:
         return parse_web_config(text, base_dir=Path(path).parent, source=source)
@@ -232,13 +245,18 @@ def parse_web_config(text: str, *, base_dir: Path = Path(), source: str | None =
 def _hashes_in(raw: dict[Any, Any]) -> list[str]:
     """The values under basic_auth_users (hashes, or passwords written there by mistake).
 
-    Very short ones are left out: masking every "a" would garble the line, and problem lines
-    never quote values anyway.
+    Very short ones are left out, as for the config's auth values: masking every "a" would
+    garble the line and give the value away by the pattern of masks. They are refused anyway
+    (not a bcrypt hash), and problem lines never quote values.
     """
     users = raw.get("basic_auth_users")
     if not isinstance(users, dict):
         return []
-    return [value for value in users.values() if isinstance(value, str) and len(value) >= 8]
+    return [
+        value
+        for value in users.values()
+        if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH
+    ]
 
 
 def _masked(problems: Sequence[str], secrets: Sequence[str]) -> list[str]:
@@ -249,9 +267,6 @@ def _masked(problems: Sequence[str], secrets: Sequence[str]) -> list[str]:
 def _without_unsupported_keys(raw: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
     problems: list[str] = []
     cleaned = dict(raw)
-    for key, message in _UNSUPPORTED_KEYS.items():
-        if cleaned.pop(key, None):
-            problems.append(f"{key}: {message}")
     tls = cleaned.get("tls_server_config")
     if isinstance(tls, dict):
         tls = dict(tls)
@@ -282,10 +297,13 @@ def _resolve(
     problems.extend(_header_problems(headers))
     users = parsed.basic_auth_users or {}
     problems.extend(_user_problems(users))
+    rate_limit, rate_limit_warnings = resolve_rate_limit(parsed.rate_limit)
+    warnings.extend(rate_limit_warnings)
     return WebConfig(
         tls=tls,
         headers={name: value for name, value in headers.items() if value},
         users=dict(users),
+        rate_limit=rate_limit,
         source=source,
         warnings=tuple(warnings),
         ssl_context=context,
@@ -362,8 +380,8 @@ def _header_problems(headers: Mapping[str, str]) -> Iterator[str]:
         allowed = ALLOWED_HEADERS[name]
         if allowed is not None and value not in allowed:
             yield f"{where}: must be one of {', '.join(allowed)}"
-        elif any(char in value for char in "\r\n\x00"):
-            yield f"{where}: must not contain line breaks"
+        elif has_controls(value):
+            yield f"{where}: must not contain control characters such as CR or LF"
 
 
 def _user_problems(users: Mapping[str, SecretStr]) -> Iterator[str]:
@@ -445,9 +463,9 @@ def _pem_problems(tls: TLSSettings) -> list[str]:
         if path is None:
             continue
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problems.append(f"tls_server_config.{key}: cannot read {path}: {os_reason(exc)}")
+            data = read_regular_file(path, PEM_FILE_MAX_BYTES)
+        except FileReadError as exc:
+            problems.append(f"tls_server_config.{key}: {exc.describe()}")
             continue
         if marker.search(data) is None:
             problems.append(f"tls_server_config.{key}: no PEM {what} in {path}")

@@ -8,6 +8,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from exporter.textsafe import escape_controls
+
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -23,8 +25,10 @@ class ProblemsError(Exception):
         super().__init__("; ".join(self.problems))
 
     def lines(self) -> list[str]:
+        """One line per problem, for a terminal: a key or value from the file may hold any
+        character, and control characters are escaped."""
         suffix = f" (file={self.source})" if self.source else ""
-        return [f"{self.label}: {problem}{suffix}" for problem in self.problems]
+        return [escape_controls(f"{self.label}: {problem}{suffix}") for problem in self.problems]
 
 
 class YamlError(ValueError):
@@ -51,9 +55,68 @@ class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
         return mapping
 
 
+# A 10,000-group config with five plans, labels, thresholds and a schedule per group is
+# 440,000 nodes. Aliases are shared when loaded but copied wherever the document is walked
+# (${VAR} expansion, validation): a few lines of nested aliases ("billion laughs") would stand
+# for 10^9 nodes.
+MAX_EXPANDED_NODES = 2_000_000
+
+
+class _ExpansionError(yaml.YAMLError):
+    pass
+
+
+def _check_expansion(root: yaml.Node, limit: int) -> None:
+    """Refuse a document whose aliases stand for more than ``limit`` nodes in all, or one whose
+    alias stands for a node containing it (walking it would never end).
+
+    Each distinct node is visited once: an alias is the very node its anchor names, so its
+    size is known by then; each reference to a node after the first adds that size.
+    """
+    sizes: dict[int, int] = {}  # a collection's size with its aliases expanded, capped
+    referenced: set[int] = set()
+    ancestors: set[int] = set()
+    added = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_counted = stack.pop()
+        key = id(node)
+        if children_counted:
+            ancestors.discard(key)
+            size = 1
+            for child in _children(node):
+                child_key = id(child)
+                child_size = sizes.get(child_key, 1)  # a scalar is one node
+                size += child_size
+                if child_key in referenced:
+                    added += child_size
+                    if added > limit:
+                        raise _ExpansionError(f"aliases expand to more than {limit:,} nodes")
+                else:
+                    referenced.add(child_key)
+            sizes[key] = min(size, limit + 1)
+        elif key not in sizes and not isinstance(node, yaml.ScalarNode):
+            if key in ancestors:
+                raise _ExpansionError("an alias stands for a node that contains it")
+            ancestors.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        yield from node.value
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+
+
 def load_yaml(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return _load(text)
+    except _ExpansionError as exc:
+        raise YamlError(f"invalid YAML: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -72,6 +135,20 @@ def load_yaml(text: str) -> Any:
         ) from None
     except RecursionError:
         raise YamlError("invalid YAML: nested too deeply") from None
+
+
+def _load(text: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        # An alias needs an anchor, and an anchor an "&": without one there is nothing to count.
+        if "&" in text:
+            _check_expansion(node, MAX_EXPANDED_NODES)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def format_location(loc: Sequence[int | str]) -> str:

@@ -1,20 +1,26 @@
-"""HTTP client for one CAN target: requests, limits and failure classification."""
+"""HTTP client for one CAN target: requests, limits and failure classification.
+
+``CanClient`` sends through an ``httpx.AsyncClient`` configured with public parameters only.
+Its transport is a seam: the daemon's is httpx's API over aiohttp (exporter.can.transport);
+tests pass httpx's own, which pytest-httpx fakes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Protocol
 
 import httpx
 
 from exporter import __version__
 from exporter.can.models import CanError, FailureReason, Reading, parse_latest_time
-from exporter.can.pool import ConnectionPool
+from exporter.can.transport import TRANSPORT_ERRORS, aiohttp_transport, transport_failure
 from exporter.config import PlanKey, Target
 from exporter.resilience import RateLimiter
 
@@ -24,6 +30,8 @@ _USER_AGENT = f"aloudata-can-exporter/{__version__}"
 # Transport errors and 5xx are retried within the poll's own timeout, at most this many tries.
 MAX_ATTEMPTS = 3
 _FIRST_RETRY_PAUSE = 0.1
+# What of a refused Content-Encoding the error quotes.
+_CODING_ECHO_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,25 +43,46 @@ class PollResult:
     duration_seconds: float
 
 
+class TransportFactory(Protocol):
+    def __call__(
+        self, target: Target, proxy: httpx.Proxy | None = None
+    ) -> httpx.AsyncBaseTransport: ...
+
+
+# What a CanClient built without a transport sends through. Unit tests set httpx's own here
+# (tests/unit/conftest.py), which pytest-httpx fakes.
+default_transport: TransportFactory = aiohttp_transport
+
+
 class CanClient:
     """Polls the latestTime endpoint of one target, at most ``max_concurrency`` at a time."""
 
     def __init__(self, target: Target, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.target = target
         self._slots = asyncio.Semaphore(target.max_concurrency)
-        self._headers = {
-            "tenant-id": target.tenant_id,
-            "auth-type": target.auth_type.value,
-            "auth-value": target.auth_value.get_secret_value(),
-            "content-type": "application/json",
-            "accept": "application/json",
-            "user-agent": _USER_AGENT,
-        }
-        self._url = httpx.URL(target.endpoint)
-        self._transport = transport or CanTransport(
-            target.max_concurrency,
-            httpx.create_ssl_context(verify=_tls_verify(target), trust_env=False),
+        self._secret = target.auth_value.get_secret_value()
+        # Every request's own headers, built once: send() takes a request as it is.
+        self._headers = httpx.Headers(
+            {
+                "tenant-id": target.tenant_id,
+                "auth-type": target.auth_type.value,
+                "auth-value": self._secret,
+                "content-type": "application/json",
+                "accept": "application/json",
+                # The answer's bytes are bounded before anything decodes them: none is asked for.
+                "accept-encoding": "identity",
+                "user-agent": _USER_AGENT,
+            }
         )
+        self._http = httpx.AsyncClient(
+            transport=transport if transport is not None else default_transport(target),
+            # CAN's API keeps no session: a cookie it (or a gateway) sets is neither kept (a
+            # jar would grow with every new name) nor sent back.
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._url = httpx.URL(target.endpoint)
         self._closed = False
         self._limiter = RateLimiter(target.rate_limit) if target.rate_limit else None
         self._random = random.Random()  # noqa: S311 - jitter, not secrets
@@ -62,12 +91,15 @@ class CanClient:
     def __repr__(self) -> str:
         return f"CanClient(target={self.target.name!r}, url={self.target.url!r})"
 
-    async def poll(self, plan_key: PlanKey, plans: Sequence[str], timeout: float) -> PollResult:
+    async def poll(
+        self, plan_key: PlanKey, plans: Sequence[str], timeout: float, *, retry: bool = True
+    ) -> PollResult:
         """Ask CAN about ``plans``; never raises for CAN's or the network's failures.
 
         Transport errors and 5xx answers are retried while ``timeout`` (which bounds every
-        try together) leaves room. The duration covers the tries, not the wait for a free
-        slot or for the rate limit.
+        try together) leaves room; with ``retry=False`` (a circuit's probe) there is exactly
+        one try. The duration covers the tries, not the wait for a free slot or for the rate
+        limit.
         """
         if self._closed:
             raise RuntimeError("CanClient is closed")
@@ -77,10 +109,11 @@ class CanClient:
             started = time.perf_counter()
             deadline = started + timeout
             try:
-                reading = await self._fetch_with_retries(body, deadline, timeout)
+                attempts = MAX_ATTEMPTS if retry else 1
+                reading = await self._fetch_with_retries(body, deadline, timeout, attempts)
             except CanError as error:
                 # A gateway may echo the credentials in its error text.
-                error.redact([self._headers["auth-value"]])
+                error.redact([self._secret])
                 return PollResult(None, error, time.perf_counter() - started)
             return PollResult(reading, None, time.perf_counter() - started)
 
@@ -90,15 +123,17 @@ class CanClient:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    async def _fetch_with_retries(self, body: bytes, deadline: float, timeout: float) -> Reading:
+    async def _fetch_with_retries(
+        self, body: bytes, deadline: float, timeout: float, attempts: int
+    ) -> Reading:
         remaining = timeout
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 return await self._fetch(body, remaining, timeout)
             except _RetryableError as retryable:
                 pause = _FIRST_RETRY_PAUSE * 2 ** (attempt - 1) * (0.5 + self._random.random())
                 # Give up when the next try could not get at least as long as the pause.
-                if attempt == MAX_ATTEMPTS or time.perf_counter() + 2 * pause >= deadline:
+                if attempt == attempts or time.perf_counter() + 2 * pause >= deadline:
                     raise retryable.error from None
                 await asyncio.sleep(pause)
                 await self._wait_for_rate_limit()
@@ -108,8 +143,6 @@ class CanClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _fetch(self, body: bytes, remaining: float, timeout: float) -> Reading:
-        # Straight to the transport: a poll needs none of the client's layers (auth, cookies,
-        # redirects, event hooks), and they were a sixth of a poll's CPU.
         request = httpx.Request(
             "POST",
             self._url,
@@ -122,62 +155,58 @@ class CanClient:
             # httpx's timeout bounds each phase; the deadline bounds the whole exchange,
             # so a server trickling bytes cannot hold a poll past its timeout.
             async with asyncio.timeout(remaining):
-                response = await self._transport.handle_async_request(request)
+                response = await self._http.send(request, stream=True)
                 try:
-                    payload = await _read_capped(response)
+                    status = response.status_code
+                    coding = _content_coding(response.headers)
+                    # An error's details are not worth decoding a body for: it stays unread.
+                    payload = b"" if coding else await _read_capped(response)
                 finally:
                     await response.aclose()
-                status = response.status_code
         except TimeoutError:
             raise CanError(FailureReason.TIMEOUT, f"no answer within {timeout:g}s") from None
-        except httpx.TimeoutException as exc:
-            raise CanError(FailureReason.TIMEOUT, _describe(exc)) from None
-        except httpx.TransportError as exc:
-            raise _RetryableError(CanError(FailureReason.CONNECTION, _describe(exc))) from None
-        except httpx.HTTPError as exc:
-            raise CanError(FailureReason.INVALID_RESPONSE, _describe(exc)) from None
-        if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+        except TRANSPORT_ERRORS as exc:
+            failure = transport_failure(exc)
+            error = CanError(failure.reason, failure.message)
+            raise (_RetryableError(error) if failure.retryable else error) from None
+        # A 408 says the server gave up on the connection, and the request may be repeated on
+        # a new one (RFC 9110, 15.5.9). It is also what a proxy sends on a kept-alive
+        # connection it closes, which aiohttp reads as the next request's answer.
+        if status >= httpx.codes.INTERNAL_SERVER_ERROR or status == httpx.codes.REQUEST_TIMEOUT:
             raise _RetryableError(_status_error(status, payload))
         if status != httpx.codes.OK:
             raise _status_error(status, payload)
+        if coding:
+            raise CanError(
+                FailureReason.INVALID_RESPONSE,
+                f"CAN answered with Content-Encoding {coding!r}; the exporter asks for identity",
+            )
         return parse_latest_time(payload, self.target.timezone)
 
     async def aclose(self) -> None:
         self._closed = True
-        await self._transport.aclose()
+        await self._http.aclose()
 
 
 class _RetryableError(Exception):
-    """A failure worth another try: the connection broke or CAN answered 5xx."""
+    """A failure worth another try: the connection broke or CAN answered 5xx or 408."""
 
     def __init__(self, error: CanError) -> None:
         super().__init__(error.message)
         self.error = error
 
 
-class CanTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport on the CAN client's own connection pool (exporter.can.pool).
-
-    Requests still go through httpx's own ``handle_async_request`` (and so through
-    pytest-httpx in the tests); only the pool underneath is replaced.
-    """
-
-    def __init__(self, connections: int, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context, trust_env=False)
-        # httpx's keep-alive expiry. Every connection may stay open: with fewer, busy polls
-        # would reconnect (a TLS handshake each against a real CAN).
-        self._pool = ConnectionPool(ssl_context, connections, keepalive_expiry=5.0)  # type: ignore[assignment]
-
-
-def _tls_verify(target: Target) -> ssl.SSLContext | bool:
-    if target.insecure_skip_verify:
-        return False
-    if target.ca_file is not None:
-        return ssl.create_default_context(cafile=str(target.ca_file))
-    return True
+def _content_coding(headers: httpx.Headers) -> str | None:
+    """The Content-Encoding of an answer that has one other than identity (shortened)."""
+    codings = headers.get_list("content-encoding", split_commas=True)
+    if all(coding.strip().lower() in ("", "identity") for coding in codings):
+        return None
+    value = ", ".join(coding.strip() for coding in codings)
+    return value if len(value) <= _CODING_ECHO_CHARS else value[:_CODING_ECHO_CHARS] + "…"
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
+    """The body's bytes as CAN sent them (nothing decoded), refused past MAX_RESPONSE_BYTES."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         raise CanError(
@@ -185,7 +214,7 @@ async def _read_capped(response: httpx.Response) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise CanError(
@@ -218,8 +247,3 @@ def _error_fields(payload: bytes) -> tuple[str | None, str | None]:
         str(error_msg)[:512] if error_msg is not None else None,
         str(trace_id)[:128] if trace_id is not None else None,
     )
-
-
-def _describe(exc: Exception) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

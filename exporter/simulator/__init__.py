@@ -11,6 +11,7 @@ from exporter.simulator.scenario import (
 )
 from exporter.simulator.server import (
     HEALTH_PATH,
+    STATS_PATH,
     RunningSimulator,
     create_app,
     start_simulator,
@@ -20,6 +21,7 @@ __all__ = [
     "DEMO_SCENARIO_PATH",
     "HEALTH_PATH",
     "LATEST_TIME_PATH",
+    "STATS_PATH",
     "RunningSimulator",
     "Scenario",
     "ScenarioError",

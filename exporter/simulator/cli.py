@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from exporter.listen import parse_listen_address
 from exporter.logs import LEVELS
-from exporter.settings import parse_listen_address
 from exporter.simulator.scenario import (
     DEMO_SCENARIO_PATH,
     Scenario,

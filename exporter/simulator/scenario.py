@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from exporter.boundedfile import CONFIG_FILE_MAX_BYTES, FileReadError, read_regular_file
 from exporter.config import AuthType, load_zone
 from exporter.durations import parse_duration
 from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
@@ -240,8 +241,10 @@ class Scenario(BaseModel):
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file, raising `ScenarioError` with one line per problem."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_file(Path(path), CONFIG_FILE_MAX_BYTES).decode("utf-8")
+    except FileReadError as exc:
+        raise ScenarioError([f"{exc.describe('file')} (file={path})"]) from None
+    except UnicodeDecodeError as exc:
         raise ScenarioError([f"cannot read file: {os_reason(exc)} (file={path})"]) from None
     try:
         data = load_yaml(text)

@@ -6,7 +6,9 @@ import secrets
 import socket
 import struct
 import time
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
@@ -17,6 +19,8 @@ from exporter.config import LATEST_TIME_PATH
 from exporter.simulator.scenario import Scenario, compute_reply
 
 HEALTH_PATH = "/-/healthy"
+# What the simulator has served, as JSON: for benchmarks that count the connections a client opened.
+STATS_PATH = "/-/stats"
 
 # Short, so that closing the server does not wait out a long injected latency.
 _SHUTDOWN_TIMEOUT_SECONDS = 1.0
@@ -28,6 +32,25 @@ Now = Callable[[], datetime]
 _SCENARIO_KEY = web.AppKey("scenario", Scenario)
 _NOW_KEY: web.AppKey[Now] = web.AppKey("now")
 _STARTED_KEY = web.AppKey("started", datetime)
+
+
+@dataclass
+class _Served:
+    """latestTime requests served, and the connections they came on."""
+
+    requests: int = 0
+    connections: int = 0
+    # A connection is counted the first time one of its requests comes; closed ones drop out.
+    _open: weakref.WeakSet[asyncio.BaseTransport] = field(default_factory=weakref.WeakSet)
+
+    def count(self, transport: asyncio.BaseTransport | None) -> None:
+        self.requests += 1
+        if transport is not None and transport not in self._open:
+            self._open.add(transport)
+            self.connections += 1
+
+
+_SERVED_KEY = web.AppKey("served", _Served)
 
 
 def _utc_now() -> datetime:
@@ -47,12 +70,15 @@ def create_app(scenario: Scenario, now: Now = _utc_now) -> web.Application:
     app[_NOW_KEY] = now
     # The scenario's data_frozen_after and data_rollback count from here.
     app[_STARTED_KEY] = now()
+    app[_SERVED_KEY] = _Served()
     app.router.add_post(LATEST_TIME_PATH, _latest_time)
     app.router.add_get(HEALTH_PATH, _healthy)
+    app.router.add_get(STATS_PATH, _stats)
     return app
 
 
 async def _latest_time(request: web.Request) -> web.Response:
+    request.app[_SERVED_KEY].count(request.transport)
     reply = compute_reply(
         request.app[_SCENARIO_KEY],
         headers=request.headers,
@@ -88,6 +114,11 @@ def _reset_connection(request: web.Request) -> None:
 
 async def _healthy(_: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+async def _stats(request: web.Request) -> web.Response:
+    served = request.app[_SERVED_KEY]
+    return web.json_response({"requests": served.requests, "connections": served.connections})
 
 
 class RunningSimulator:

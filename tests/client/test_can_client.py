@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -70,7 +71,7 @@ async def make_client() -> AsyncIterator[ClientFactory]:
     clients: list[CanClient] = []
 
     def make(**target_options: Any) -> CanClient:
-        client = CanClient(make_target(**target_options))
+        client = CanClient(make_target(**target_options), transport=httpx.AsyncHTTPTransport())
         clients.append(client)
         return client
 
@@ -136,6 +137,7 @@ async def test_request_headers_and_body(client: CanClient, httpx_mock: HTTPXMock
     assert request.headers["auth-value"] == SECRET
     assert request.headers["content-type"] == "application/json"
     assert request.headers["accept"] == "application/json"
+    assert request.headers["accept-encoding"] == "identity"
     assert request.headers["user-agent"].startswith("aloudata-can-exporter/")
     assert "authorization" not in request.headers
 
@@ -279,7 +281,15 @@ async def test_auth_status(client: CanClient, httpx_mock: HTTPXMock, status: int
 
 @pytest.mark.parametrize(
     ("status", "tries"),
-    [(500, MAX_ATTEMPTS), (502, MAX_ATTEMPTS), (503, MAX_ATTEMPTS), (404, 1), (400, 1), (429, 1)],
+    [
+        (500, MAX_ATTEMPTS),
+        (502, MAX_ATTEMPTS),
+        (503, MAX_ATTEMPTS),
+        (408, MAX_ATTEMPTS),
+        (404, 1),
+        (400, 1),
+        (429, 1),
+    ],
 )
 async def test_error_status(
     client: CanClient, httpx_mock: HTTPXMock, status: int, tries: int
@@ -289,7 +299,7 @@ async def test_error_status(
     )
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.HTTP_STATUS)
-    # 5xx is retried within the timeout; 4xx never is.
+    # 5xx and 408 are retried within the timeout; other 4xx never are.
     assert len(httpx_mock.get_requests()) == tries == client.requests_sent
     assert result.error is not None
     assert result.error.error_msg == "gateway says no"
@@ -478,12 +488,71 @@ async def test_body_at_the_limit_is_read(client: CanClient, httpx_mock: HTTPXMoc
     assert result.reading == SUCCESS_READING
 
 
-async def test_undecodable_gzip_body(client: CanClient, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url=ENDPOINT, content=b"not gzip", headers={"content-encoding": "gzip"})
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        ({"content-encoding": "gzip"}, "gzip"),
+        ({"content-encoding": "deflate"}, "deflate"),
+        ({"content-encoding": "br"}, "br"),
+        ({"content-encoding": "zstd"}, "zstd"),
+        ({"content-encoding": "gzip, gzip"}, "gzip, gzip"),
+        ([("content-encoding", "identity"), ("content-encoding", "GZIP")], "identity, GZIP"),
+        ({"content-encoding": "x-" + "y" * 200}, "x-" + "y" * 62 + "…"),
+    ],
+)
+async def test_a_content_coding_other_than_identity_is_refused_unread(
+    client: CanClient, httpx_mock: HTTPXMock, headers: Any, named: str
+) -> None:
+    class Unreadable(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            raise AssertionError("the body was read")
+            yield b""  # pragma: no cover
+
+    httpx_mock.add_response(url=ENDPOINT, headers=headers, stream=Unreadable())
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert_failed(result, FailureReason.INVALID_RESPONSE)
     assert result.error is not None
-    assert result.error.message.startswith("DecodingError: ")
+    assert result.error.message == (
+        f"CAN answered with Content-Encoding {named!r}; the exporter asks for identity"
+    )
+    assert client.requests_sent == 1  # not retried
+
+
+@pytest.mark.parametrize("coding", ["identity", "Identity", ""])
+async def test_identity_is_read(client: CanClient, httpx_mock: HTTPXMock, coding: str) -> None:
+    httpx_mock.add_response(
+        url=ENDPOINT, json=fixture_json("success.json"), headers={"content-encoding": coding}
+    )
+    assert (await client.poll(PlanKey.IDS, PLANS, 5.0)).reading == SUCCESS_READING
+
+
+async def test_gzip_bytes_are_never_decoded(client: CanClient, httpx_mock: HTTPXMock) -> None:
+    """No coding announced: the bytes are what they are, and gzip bytes are not JSON."""
+    body = gzip.compress(json.dumps(fixture_json("success.json")).encode())
+    httpx_mock.add_response(url=ENDPOINT, content=body)
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert_failed(result, FailureReason.INVALID_RESPONSE)
+    assert result.error is not None
+    assert result.error.message == "response is not JSON"
+
+
+@pytest.mark.parametrize(("status", "reason"), [(503, "http_status"), (401, "auth")])
+async def test_an_error_status_with_a_coding_keeps_its_reason(
+    client: CanClient, httpx_mock: HTTPXMock, status: int, reason: str
+) -> None:
+    body = gzip.compress(json.dumps(ERROR_BODY).encode())
+    httpx_mock.add_response(
+        url=ENDPOINT,
+        status_code=status,
+        content=body,
+        headers={"content-encoding": "gzip"},
+        is_reusable=True,  # a 503 is retried
+    )
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert_failed(result, FailureReason(reason))
+    assert result.error is not None
+    assert result.error.message == f"HTTP {status}"
+    assert result.error.error_msg is None  # its body was not decoded for the details
 
 
 # --- secrets -------------------------------------------------------------------------------------
@@ -660,6 +729,38 @@ async def test_4xx_api_and_invalid_answers_are_not_retried(
     result = await client.poll(PlanKey.IDS, PLANS, 5.0)
     assert result.error is not None
     assert len(httpx_mock.get_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        pytest.param({"status_code": 503, "json": ERROR_BODY}, "http_status", id="503"),
+        pytest.param({"exception": httpx.ConnectError("refused")}, "connection", id="refused"),
+    ],
+)
+async def test_a_poll_without_retry_tries_once(
+    client: CanClient, httpx_mock: HTTPXMock, failure: dict[str, Any], reason: str
+) -> None:
+    """A circuit's probe: one request, whatever the failure."""
+    if "exception" in failure:
+        httpx_mock.add_exception(failure["exception"], url=ENDPOINT, is_reusable=True)
+    else:
+        httpx_mock.add_response(url=ENDPOINT, is_reusable=True, **failure)
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0, retry=False)
+    assert_failed(result, FailureReason(reason))
+    assert len(httpx_mock.get_requests()) == 1 == client.requests_sent
+    # The same failure, retried as usual.
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0)
+    assert_failed(result, FailureReason(reason))
+    assert client.requests_sent == 1 + MAX_ATTEMPTS
+
+
+async def test_a_poll_without_retry_still_reads_an_answer(
+    client: CanClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, json=fixture_json("success.json"))
+    result = await client.poll(PlanKey.IDS, PLANS, 5.0, retry=False)
+    assert result.reading == SUCCESS_READING
 
 
 async def test_a_timeout_is_not_retried(client: CanClient, httpx_mock: HTTPXMock) -> None:

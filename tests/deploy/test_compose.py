@@ -26,7 +26,7 @@ import yaml
 
 from exporter.config import load_config
 from exporter.durations import parse_duration
-from exporter.settings import DEFAULT_PORT
+from exporter.listen import DEFAULT_PORT
 from exporter.simulator import DEMO_SCENARIO_PATH, HEALTH_PATH, load_scenario
 from tests.conftest import require_tool
 from tests.integration.processes import Simulator, run_exporter

@@ -29,7 +29,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 
 from exporter import __version__
-from exporter.settings import DEFAULT_PORT
+from exporter.listen import DEFAULT_PORT
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]

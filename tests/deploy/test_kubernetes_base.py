@@ -25,7 +25,7 @@ from kubernetes_validate.utils import latest_version, major_minor
 
 from exporter import __version__
 from exporter.config import parse_config
-from exporter.settings import DEFAULT_PORT
+from exporter.listen import DEFAULT_PORT
 from scripts import build_prometheusrule
 from tests.conftest import require_tool
 

@@ -16,15 +16,18 @@ fails if a thread outlives it, so nothing leaks past a test's teardown.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import struct
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -34,6 +37,8 @@ HUGE_BODY_BYTES = 50 * 1024 * 1024
 _CHUNK = b" " * 65536
 _MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _POLL_SECONDS = 0.2
+# gzip(gzip(3 GiB of zero bytes)), zlib level 9: 5 KiB that inflate to 3 GiB.
+GZIP_BOMB = (Path(__file__).parent / "gzip-gzip-3gib.bin").read_bytes()
 
 
 @dataclass(frozen=True)
@@ -293,6 +298,21 @@ class RawCan:
         connection.sendall(_head(200, {}))  # no length: the body ends when we close
         self._stream(connection, chunked=False)
 
+    def _gzip_bomb(self, connection: socket.socket, _: str) -> None:
+        _send(connection, 200, GZIP_BOMB, {"Content-Encoding": "gzip, gzip"})
+
+    def _gzip(self, connection: socket.socket, _: str) -> None:
+        body = gzip.compress(json.dumps(_ok_payload()).encode())
+        _send(connection, 200, body, {"Content-Encoding": "gzip"})
+
+    def _deflate(self, connection: socket.socket, _: str) -> None:
+        body = zlib.compress(json.dumps(_ok_payload()).encode())
+        _send(connection, 200, body, {"Content-Encoding": "deflate"})
+
+    def _br(self, connection: socket.socket, _: str) -> None:
+        # Not brotli (no encoder here): a client that decoded it would fail differently.
+        _send(connection, 200, json.dumps(_ok_payload()), {"Content-Encoding": "br"})
+
     def _echo_secret_401(self, connection: socket.socket, secret: str) -> None:
         """A gateway that echoes the credential it was sent into its error text and trace id."""
         body = _error_payload(f"invalid auth-value {secret!r}", code="401")
@@ -333,6 +353,10 @@ _ACTIONS: dict[str, _Action] = {
         "huge_body",
         "huge_body_chunked",
         "huge_body_eof",
+        "gzip_bomb",
+        "gzip",
+        "deflate",
+        "br",
         "echo_secret_401",
         "echo_secret_200",
     )
@@ -388,9 +412,12 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
 
 
 def _send(
-    connection: socket.socket, status: int, text: str, headers: dict[str, str] | None = None
+    connection: socket.socket,
+    status: int,
+    text: str | bytes,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    body = text.encode()
+    body = text.encode() if isinstance(text, str) else text
     head = _head(status, {"Content-Length": str(len(body)), **(headers or {})})
     connection.sendall(head + body)
 

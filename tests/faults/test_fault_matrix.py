@@ -34,7 +34,7 @@ EXPECTED_REASON = {
     "trickle": "timeout",  # each byte in time, the whole answer never
     "reset": "connection",
     "empty_reply": "connection",
-    "not_http": "connection",  # h11 cannot parse the status line
+    "not_http": "connection",  # not a status line aiohttp reads
     "truncated_json": "connection",  # the peer closed before Content-Length bytes came
     "status_500": "http_status",
     "status_502": "http_status",
@@ -56,6 +56,10 @@ EXPECTED_REASON = {
     "huge_body": "invalid_response",  # Content-Length over the 1 MiB cap
     "huge_body_chunked": "invalid_response",  # streamed past the cap
     "huge_body_eof": "invalid_response",  # no length, streamed past the cap
+    "gzip_bomb": "invalid_response",  # Content-Encoding: gzip, gzip; refused unread
+    "gzip": "invalid_response",  # the exporter asks for identity
+    "deflate": "invalid_response",
+    "br": "invalid_response",
     "plan_not_found": "plan_not_found",
     "api_error": "api_error",
     "echo_secret_200": "api_error",

@@ -14,6 +14,7 @@ from exporter.simulator import (
     DEMO_SCENARIO_PATH,
     HEALTH_PATH,
     LATEST_TIME_PATH,
+    STATS_PATH,
     RunningSimulator,
     Scenario,
     load_scenario,
@@ -63,6 +64,18 @@ async def test_healthy(client: httpx.AsyncClient) -> None:
 
     assert response.status_code == 200
     assert response.text == "ok"
+
+
+async def test_stats_count_latest_time_requests_and_their_connections(
+    simulator: RunningSimulator, client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    for _ in range(2):  # one kept-alive connection
+        assert (await client.post(LATEST_TIME_PATH, json=_ids(HEALTHY))).status_code == 200
+    await client.get(HEALTH_PATH)  # not a latestTime request
+    async with httpx.AsyncClient(base_url=simulator.base_url, headers=auth_headers) as other:
+        assert (await other.post(LATEST_TIME_PATH, json=_ids(HEALTHY))).status_code == 200
+        stats = (await other.get(STATS_PATH)).json()
+    assert stats == {"requests": 3, "connections": 2}
 
 
 async def test_success(client: httpx.AsyncClient) -> None:

@@ -353,8 +353,12 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
     (
         "auth type and value swapped",
         doc(targets=target(auth='{type: "${CAN_APIKEY}", value: APIKEY}')),
-        # The value written is "APIKEY", so the word is masked wherever it appears.
-        ["targets[0].auth.type: Input should be 'UID', 'TOKEN', 'ACCOUNT' or '<secret>'"],
+        # The value written, "APIKEY", is too short to mask: refused, and not masked elsewhere.
+        [
+            "targets[0].auth.type: Input should be 'UID', 'TOKEN', 'ACCOUNT' or 'APIKEY'",
+            "targets[0].auth.value: too short to be masked safely in logs; "
+            "use at least 8 characters",
+        ],
     ),
     (
         "max_concurrency 0",
@@ -1065,9 +1069,10 @@ groups:
     ],
 )
 def test_dollar_handling(written: str, environ: dict[str, str], value: str) -> None:
-    text = doc(targets=target(auth=f'{{type: APIKEY, value: "{written}"}}'), groups=None)
+    # After a prefix: an auth value must be long enough to be masked safely.
+    text = doc(targets=target(auth=f'{{type: APIKEY, value: "apikey: {written}"}}'), groups=None)
     config = parse_config(text, environ=environ)
-    assert config.targets["prod"].auth_value.get_secret_value() == value
+    assert config.targets["prod"].auth_value.get_secret_value() == f"apikey: {value}"
 
 
 def test_environ_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1230,7 +1235,7 @@ def test_empty_value_file(tmp_path: Path, content: str) -> None:
 
 def test_value_file_that_is_a_directory(tmp_path: Path) -> None:
     assert problems_of(value_file_config(str(tmp_path)), environ={}) == [
-        f"targets[0].auth.value_file: cannot read {tmp_path}: Is a directory"
+        f"targets[0].auth.value_file: {tmp_path} is a directory, not a regular file"
     ]
 
 

@@ -16,7 +16,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from exporter.can.client import PollResult
-from exporter.can.models import CanError, FailureReason
+from exporter.can.models import CanError, FailureReason, Reading
 from exporter.cli import main
 from exporter.config import LATEST_TIME_PATH, PlanKey, Target
 from exporter.livecheck import (
@@ -171,7 +171,27 @@ def test_table_keeps_one_line_per_plan_whatever_the_plan_holds() -> None:
     check = replace(_check("bad\nplan"), plan_key=PlanKey.NAMES)
     table = render_problems([PlanOutcome(check, PlanStatus.MISSING)])
     _header, row = table.splitlines()
-    assert row.split() == ["prod", "'bad\\nplan'", "name", "missing", "sales", "-"]
+    assert row.split() == ["prod", "bad\\u000aplan", "name", "missing", "sales", "-"]
+
+
+def test_table_lets_no_control_character_from_can_or_the_config_reach_the_terminal() -> None:
+    hostile = "x\x1b]0;pwned\x07\x9b2J\x7f\u2028\u202e"
+    check = replace(_check(f"plan{hostile}"), groups=(f"group{hostile}",))
+    outcomes = [
+        PlanOutcome(check, PlanStatus.FAILED, FailureReason.API_ERROR, f"errorMsg={hostile}"),
+        outcome_of(
+            replace(check, plan="p2"),
+            PollResult(Reading(True, None, None, trace_id=f"t{hostile}"), None, 0.1),
+        ),
+    ]
+    table = render_problems(outcomes)
+    assert table.isascii()
+    assert all(char.isprintable() for line in table.splitlines() for char in line)
+    escaped = "x\\u001b]0;pwned\\u0007\\u009b2J\\u007f\\u2028\\u202e"
+    assert f"plan{escaped}" in table
+    assert f"group{escaped}" in table
+    assert f"errorMsg={escaped}" in table
+    assert f"traceId=t{escaped}" in table
 
 
 # --- asking CAN, with a fake client ------------------------------------------------------------

@@ -76,3 +76,62 @@ def test_noisy_libraries_are_quieted() -> None:
     setup_logging("debug", "logfmt", io.StringIO())
     assert logging.getLogger("httpx").level == logging.WARNING
     assert logging.getLogger("apscheduler").level == logging.WARNING
+
+
+# --- control characters from outside ---------------------------------------------------------
+
+# C0 (ESC, CR, LF, BEL, NUL), DEL, C1 (CSI: a terminal takes \x9b for ESC [), line separators.
+CONTROLS = "\x1b\r\n\x07\x00\x7f\x9b\x85\u2028\u2029"
+HOSTILE = "plan\x1b]0;pwned\x07\x1b[2J\r\nts=forged level=error\x9b31m\x7f\u2028end"
+
+
+def _raw_controls(text: str) -> list[str]:
+    return [char for char in text if char in CONTROLS]
+
+
+@pytest.mark.parametrize("log_format", ["logfmt", "json"])
+def test_control_characters_from_outside_are_escaped(log_format: str) -> None:
+    stream = io.StringIO()
+    setup_logging("info", log_format, stream)
+    try:
+        raise RuntimeError(f"CAN said {HOSTILE}")
+    except RuntimeError:
+        logging.getLogger("exporter.test").exception(
+            f"poll failed for {HOSTILE}", extra={"plan": HOSTILE, "error_msg": HOSTILE}
+        )
+    output = stream.getvalue()
+    assert output.endswith("\n")
+    line = output.removesuffix("\n")
+    assert _raw_controls(line) == []
+    assert "\\u001b]0;pwned\\u0007\\u001b[2J\\r\\nts=forged" in line
+    assert "\\u009b31m\\u007f\\u2028end" in line
+
+
+def test_json_lines_keep_the_values_as_they_were() -> None:
+    stream = io.StringIO()
+    setup_logging("info", "json", stream)
+    logging.getLogger("exporter.test").warning("x", extra={"plan": HOSTILE})
+    assert json.loads(stream.getvalue())["plan"] == HOSTILE
+
+
+def test_logfmt_quotes_a_value_whose_only_oddity_is_a_control_character() -> None:
+    stream = io.StringIO()
+    setup_logging("info", "logfmt", stream)
+    logging.getLogger("exporter.test").warning("x", extra={"trace_id": "t\x1b[31m", "n": "a\x9bb"})
+    line = stream.getvalue()
+    assert 'trace_id="t\\u001b[31m"' in line
+    assert 'n="a\\u009bb"' in line
+
+
+@pytest.mark.parametrize("log_format", ["logfmt", "json"])
+def test_a_secret_that_quoting_would_escape_is_masked(log_format: str) -> None:
+    secret = 'k3y"with\\quote'
+    stream = io.StringIO()
+    setup = setup_logging("info", log_format, stream)
+    setup.mask([secret])
+    logging.getLogger("exporter.test").warning(
+        f"rejected {secret}", extra={"header": f"auth-value: {secret}"}
+    )
+    output = stream.getvalue()
+    assert "k3y" not in output
+    assert output.count(MASK) == 2

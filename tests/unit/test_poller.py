@@ -92,6 +92,8 @@ async def test_failures_keep_the_reading_and_log_only_on_change(
     await poller.poll_group(key)
     clock.at = NOW + timedelta(minutes=1)
     await poller.poll_group(key)
+    # The target's only group failed: its circuit is open, the next probe after 2 intervals.
+    clock.at += timedelta(minutes=2)
     await poller.poll_group(key)
     snapshot = store.get(key)
     assert snapshot is not None
@@ -104,6 +106,7 @@ async def test_failures_keep_the_reading_and_log_only_on_change(
     assert [r.levelno for r in failures] == [logging.WARNING, logging.DEBUG]
     assert failures[0].__dict__["reason"] == "http_status"
 
+    clock.at += timedelta(minutes=4)
     await poller.poll_group(key)
     assert [r.getMessage() for r in caplog.records if "poll" in r.getMessage()][-1] == (
         "poll recovered"
@@ -191,7 +194,7 @@ async def test_a_reload_polls_again_only_groups_whose_polling_changed(
     assert poller.next_run_time(("prod", "a")) == clock.at  # a new interval: a new schedule
     clock.at = NOW + timedelta(minutes=6)
     poller.apply(
-        _config("  - {name: a, target: prod, plan_ids: [p1], interval: 2m}\n", secret="rotated")
+        _config("  - {name: a, target: prod, plan_ids: [p1], interval: 2m}\n", secret="rotated-key")
     )
     assert poller.next_run_time(("prod", "a")) == clock.at  # new credentials: a new client
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -314,9 +315,11 @@ async def test_a_probe_never_drills_down(
     assert store.targets()[0].circuit_open
     can.take()
 
-    # The probe finds CAN up and a plan missing: it asks about the group only.
+    # The probe (once the circuit lets it go) finds CAN up and a plan missing: it asks about
+    # the group only.
     can.group = MISSING_BODY
     can.plans[GONE] = MISSING_BODY
+    clock.at += timedelta(minutes=5)
     await poller.poll_group(KEY)
     assert can.take() == [PLANS]
     assert not store.targets()[0].circuit_open
@@ -402,7 +405,7 @@ async def test_a_reload_during_a_drilldown_stops_it_without_an_error(
     poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
 ) -> None:
     # New credentials: a new client; the old one is closed after its timeout.
-    rotated = parse_config(_config_text(concurrency=1, apikey="rotated"), environ={})
+    rotated = parse_config(_config_text(concurrency=1, apikey="rotated-secret"), environ={})
     # No "CanClient is closed" from the 18 plans left.
     asked = await _reload_during_a_drilldown(poller, httpx_mock, CAN_MISSING_BODY, {}, rotated)
     assert len(asked) == 2

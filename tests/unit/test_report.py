@@ -128,3 +128,19 @@ def test_the_table_ends_with_what_needs_attention() -> None:
     lines = render_table([_polled(make_group())], NOW).splitlines()
     assert lines[0].endswith("ATTENTION")
     assert lines[1].endswith("warning: data lag 1d4h over 1d2h")
+
+
+def test_table_lets_no_control_character_from_can_or_the_config_reach_the_terminal() -> None:
+    hostile = "x\x1b]0;pwned\x07\x9b2J\x7f\u2028\u202e"
+    group = make_group(plans=("p1", f"gone{hostile}"))
+    group = replace(group, name=f"sales{hostile}")
+    error = CanError(FailureReason.API_ERROR, f"CAN says {hostile}", trace_id=f"t{hostile}")
+    snapshot = next_snapshot(GroupSnapshot(group), PollResult(None, error, 0.5), NOW)
+    plans = (PlanSnapshot(f"gone{hostile}", None, False, missing=True),)
+    table = render_table([replace(snapshot, plans=plans)], NOW)
+    assert table.isascii()
+    assert all(char.isprintable() for line in table.splitlines() for char in line)
+    escaped = "x\\u001b]0;pwned\\u0007\\u009b2J\\u007f\\u2028\\u202e"
+    assert f"sales{escaped}" in table.splitlines()[1]
+    assert f"CAN says {escaped}" in table
+    assert f"plan gone{escaped} does not exist" in table

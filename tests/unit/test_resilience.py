@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from exporter.can.models import FailureReason
@@ -12,6 +14,8 @@ from exporter.resilience import (
     RateLimiter,
     backoff_delay,
 )
+
+NOW = datetime(2024, 9, 2, 4, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +115,43 @@ def test_a_group_not_of_the_target_is_not_counted() -> None:
 
 def test_one_probe_at_a_time() -> None:
     circuit = Circuit()
-    assert circuit.start_probe()
-    assert not circuit.start_probe()
+    assert circuit.start_probe(NOW)
+    assert not circuit.start_probe(NOW)
     circuit.end_probe()
-    assert circuit.start_probe()
+    assert circuit.start_probe(NOW)
+
+
+def _opened() -> Circuit:
+    circuit = Circuit()
+    circuit.record("a", FailureReason.CONNECTION, GROUPS)
+    assert circuit.record("b", FailureReason.CONNECTION, GROUPS) is CircuitChange.OPENED
+    return circuit
+
+
+def test_probes_back_off_like_a_failing_group() -> None:
+    circuit = _opened()
+    now = NOW
+    waits = []
+    for _ in range(5):
+        circuit.hold_probes(now, interval=60, max_backoff=600, draw=0.0)
+        assert circuit.next_probe is not None
+        waits.append((circuit.next_probe - now).total_seconds())
+        assert not circuit.start_probe(circuit.next_probe - timedelta(seconds=1))
+        now = circuit.next_probe
+        assert circuit.start_probe(now)
+        circuit.end_probe()
+        assert circuit.record("a", FailureReason.TIMEOUT, GROUPS) is None  # the probe failed
+    assert waits == [120, 240, 480, 600, 600]
+
+
+def test_an_answer_lifts_the_hold() -> None:
+    circuit = _opened()
+    circuit.hold_probes(NOW, interval=60, max_backoff=600, draw=0.0)
+    assert circuit.record("a", None, GROUPS) is CircuitChange.CLOSED
+    assert circuit.next_probe is None
+    assert circuit.start_probe(NOW)
+    # Opened again later, the backoff starts over.
+    circuit.end_probe()
+    assert circuit.record("a", FailureReason.TIMEOUT, GROUPS) is CircuitChange.OPENED  # b still
+    circuit.hold_probes(NOW, interval=60, max_backoff=600, draw=0.0)
+    assert circuit.next_probe == NOW + timedelta(seconds=120)

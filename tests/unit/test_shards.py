@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.cli import ConfigSource
 from exporter.config import Config
+from exporter.daemon import ConfigSource
 from exporter.metrics import ExporterMetrics
 from exporter.sharding import UNSHARDED, Shard, shard_of
 from tests.conftest import config_for, make_group, require_tool
@@ -125,7 +125,7 @@ def test_config_source_loads_this_shards_part(tmp_path: Path) -> None:
     groups = "".join(f"\n  - {{name: g{n}, target: prod, plan_ids: [p{n}]}}" for n in range(12))
     path.write_text(
         "targets:\n  - {name: prod, url: 'http://can.invalid', tenant_id: '1',"
-        " auth: {type: APIKEY, value: k}}\ngroups:" + groups + "\n"
+        " auth: {type: APIKEY, value: apikey-0123}}\ngroups:" + groups + "\n"
     )
     source = ConfigSource(path, environ={}, shard=Shard(1, 3))
     assert len(source.load_all().groups) == 12

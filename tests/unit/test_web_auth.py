@@ -22,10 +22,12 @@ from exporter import webauth
 from exporter.can.client import PollResult
 from exporter.clock import FixedClock
 from exporter.exposition import Exposition
+from exporter.passwordchecks import MAX_PENDING_CHECKS_PER_CLIENT, CheckQueue, ChecksBusyError
 from exporter.state import GroupSnapshot, SnapshotStore, next_snapshot
-from exporter.web import WWW_AUTHENTICATE, WebApp, WebOptions, WebSecurity
+from exporter.web import CHECKS_BUSY, WWW_AUTHENTICATE, WebApp, WebOptions
 from exporter.webauth import BasicAuth, parse_basic_authorization
 from exporter.webconfig import WebConfig
+from exporter.websecurity import WebSecurity
 from tests.conftest import NOW, make_group, make_reading
 
 PASSWORD = "pr0metheus-Scrape-9a"
@@ -193,6 +195,66 @@ async def test_app_cleanup_stops_the_executor(reloads: Reloads) -> None:
         await security.auth.verify(basic("prometheus", "other")["Authorization"])
 
 
+class BlockingCheckpw:
+    """Checks that wait until released; the real answer afterwards."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Semaphore(0)
+        self._checkpw: Callable[[bytes, bytes], bool] = webauth._checkpw
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.started.release()
+        self.release.wait(10)
+        return self._checkpw(password, hashed)
+
+    async def wait_started(self) -> None:
+        assert await asyncio.to_thread(self.started.acquire, True, 10)
+
+
+@pytest.fixture
+def blocking(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingCheckpw]:
+    checkpw = BlockingCheckpw()
+    monkeypatch.setattr(webauth, "_checkpw", checkpw)
+    yield checkpw
+    checkpw.release.set()
+
+
+async def test_busy_checks_get_429_at_once_and_cached_credentials_still_get_in(
+    reloads: Reloads, blocking: BlockingCheckpw
+) -> None:
+    config = WebConfig(users={"prometheus": SecretStr(HASH)}, headers=HEADERS)
+    app, security = _web_app(config, reloads)
+    async with TestClient(TestServer(app.application(), host="127.0.0.1")) as test_client:
+        blocking.release.set()
+        assert (await test_client.get("/metrics", headers=RIGHT)).status == 200  # now cached
+        blocking.release.clear()
+        # Every request here comes from 127.0.0.1: two wrong passwords fill its slots.
+        flood = [
+            asyncio.create_task(test_client.get("/metrics", headers=basic("prometheus", f"x{n}")))
+            for n in range(MAX_PENDING_CHECKS_PER_CLIENT)
+        ]
+        await blocking.wait_started()
+        for _ in range(500):  # until the second one waits in the queue too
+            if security.checks.pending == MAX_PENDING_CHECKS_PER_CLIENT:
+                break
+            await asyncio.sleep(0.01)
+        refused = await test_client.get("/metrics", headers=basic("prometheus", "guess"))
+        assert refused.status == 429
+        assert await refused.text() == CHECKS_BUSY
+        assert "WWW-Authenticate" not in refused.headers
+        assert refused.headers["X-Frame-Options"] == "deny"
+        # Unknown users are refused alike: a full queue tells nothing about who exists.
+        assert (await test_client.get("/", headers=basic("mallory", "x"))).status == 429
+        # The cached credentials need no check: answered while the flood's checks hang.
+        scrape = await test_client.get("/metrics", headers=RIGHT)
+        assert scrape.status == 200
+        assert METRIC in await scrape.text()
+        assert not any(request.done() for request in flood)
+        blocking.release.set()
+        assert [(await request).status for request in flood] == [401, 401]
+
+
 # --- the verifier -------------------------------------------------------------------------------
 
 
@@ -282,7 +344,7 @@ async def test_checkpw_runs_on_the_given_executor(
         return False
 
     monkeypatch.setattr(webauth, "_checkpw", recording)
-    auth = BasicAuth({"prometheus": SecretStr(HASH)}, executor=executor)
+    auth = BasicAuth({"prometheus": SecretStr(HASH)}, checks=CheckQueue(executor))
     assert not await auth.verify(header("prometheus", PASSWORD))
     assert threads
     assert loop_thread not in threads
@@ -298,8 +360,11 @@ async def test_slow_checks_do_not_block_the_loop(
         return False
 
     monkeypatch.setattr(webauth, "_checkpw", blocking)
-    auth = BasicAuth({"prometheus": SecretStr(HASH)}, executor=executor)
-    checks = [asyncio.create_task(auth.verify(header("prometheus", "x"))) for _ in range(5)]
+    auth = BasicAuth({"prometheus": SecretStr(HASH)}, checks=CheckQueue(executor))
+    checks = [
+        asyncio.create_task(auth.verify(header("prometheus", "x"), client=f"10.0.0.{n}"))
+        for n in range(5)
+    ]
     # The loop still runs other work while every check waits on the executor.
     await asyncio.sleep(0)
     assert not any(check.done() for check in checks)
@@ -347,3 +412,39 @@ def test_needs_a_user() -> None:
 )
 def test_parse_basic_authorization(value: str | None, expected: tuple[bytes, bytes] | None) -> None:
     assert parse_basic_authorization(value) == expected
+
+
+async def test_a_full_queue_refuses_new_checks_but_not_cached_credentials(
+    executor: ThreadPoolExecutor, blocking: BlockingCheckpw
+) -> None:
+    auth = BasicAuth({"prometheus": SecretStr(HASH)}, checks=CheckQueue(executor))
+    blocking.release.set()
+    assert await auth.verify(header("prometheus", PASSWORD), client="scraper")
+    blocking.release.clear()
+    pending = [
+        asyncio.create_task(auth.verify(header("prometheus", f"x{n}"), client="flood"))
+        for n in range(MAX_PENDING_CHECKS_PER_CLIENT)
+    ]
+    await blocking.wait_started()
+    with pytest.raises(ChecksBusyError):
+        await auth.verify(header("prometheus", "y"), client="flood")
+    with pytest.raises(ChecksBusyError):
+        await auth.verify(header("nobody", "y"), client="flood")
+    assert await auth.verify(header("prometheus", PASSWORD), client="flood")
+    blocking.release.set()
+    assert await asyncio.gather(*pending) == [False, False]
+
+
+async def test_another_client_still_gets_a_check_while_one_fills_its_slots(
+    executor: ThreadPoolExecutor, blocking: BlockingCheckpw
+) -> None:
+    auth = BasicAuth({"prometheus": SecretStr(HASH)}, checks=CheckQueue(executor))
+    pending = [
+        asyncio.create_task(auth.verify(header("prometheus", f"x{n}"), client="flood"))
+        for n in range(MAX_PENDING_CHECKS_PER_CLIENT)
+    ]
+    await blocking.wait_started()
+    scraper = asyncio.create_task(auth.verify(header("prometheus", PASSWORD), client="scraper"))
+    blocking.release.set()
+    assert await scraper
+    assert await asyncio.gather(*pending) == [False, False]

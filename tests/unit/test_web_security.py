@@ -15,8 +15,8 @@ import bcrypt
 import pytest
 import trustme
 
-from exporter.web import WebSecurity
 from exporter.webconfig import ClientAuthType, load_web_config
+from exporter.websecurity import WebSecurity
 from tests.pki import Pki, make_pki, write_server_cert
 
 PASSWORD = "rotate-Me-3x"
@@ -112,7 +112,7 @@ def test_an_unchanged_file_is_not_read_again(
     security: WebSecurity, web_yml: Path, clock: FakeMonotonic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads: list[object] = []
-    monkeypatch.setattr("exporter.web.load_web_config", loads.append)
+    monkeypatch.setattr("exporter.websecurity.load_web_config", loads.append)
     for _ in range(3):
         clock.now += 5
         security.refresh()

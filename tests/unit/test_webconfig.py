@@ -18,6 +18,7 @@ from exporter.webconfig import (
     load_web_config,
     parse_web_config,
 )
+from exporter.webratelimit import RateLimit
 from tests.pki import Pki, make_pki
 
 PASSWORD = "c0rrect-h0rse-Battery"
@@ -197,7 +198,31 @@ BAD_WEB_CONFIGS: list[tuple[str, str, list[str]]] = [
         tls("client_allowed_sans: [a]"),
         [f"tls_server_config.client_allowed_sans: {NOT_SUPPORTED}"],
     ),
-    ("rate_limit", "rate_limit: {interval: 1s, burst: 20}\n", [f"rate_limit: {NOT_SUPPORTED}"]),
+    # rate_limit (the section's own table is in test_webratelimit.py)
+    (
+        "rate_limit is not a mapping",
+        "rate_limit: 10\n",
+        ["rate_limit: Input should be a valid dictionary"],
+    ),
+    (
+        "rate_limit interval negative",
+        "rate_limit: {interval: -1s, burst: 2}\n",
+        ["rate_limit.interval: must not be negative; 0 turns the limit off"],
+    ),
+    (
+        "rate_limit interval without a unit",
+        "rate_limit: {interval: 10, burst: 2}\n",
+        [
+            "rate_limit.interval: invalid duration: write it like 1s, 500ms or 1m30s "
+            "(0 turns the limit off)"
+        ],
+    ),
+    (
+        "rate_limit burst negative",
+        "rate_limit: {interval: 1s, burst: -1}\n",
+        ["rate_limit.burst: Input should be greater than or equal to 0"],
+    ),
+    ("rate_limit unknown key", "rate_limit: {rate: 5}\n", ["rate_limit.rate: unknown key"]),
     # certificate and key contents
     (
         "key does not match the certificate",
@@ -265,7 +290,18 @@ BAD_WEB_CONFIGS: list[tuple[str, str, list[str]]] = [
     (
         "header with a line break",
         'http_server_config: {headers: {Content-Security-Policy: "a\\r\\nSet-Cookie: x"}}\n',
-        ["http_server_config.headers.Content-Security-Policy: must not contain line breaks"],
+        [
+            "http_server_config.headers.Content-Security-Policy: "
+            "must not contain control characters such as CR or LF"
+        ],
+    ),
+    (
+        "header with an escape character",
+        'http_server_config: {headers: {X-XSS-Protection: "1\\e[2J"}}\n',
+        [
+            "http_server_config.headers.X-XSS-Protection: "
+            "must not contain control characters such as CR or LF"
+        ],
     ),
     (
         "header value not a string",
@@ -410,6 +446,7 @@ def test_full_config_resolves(pki: Pki) -> None:
         + "    Strict-Transport-Security: max-age=31536000\n"
         + "    Content-Security-Policy: ''\n"
         + f"basic_auth_users:\n  alice: '{HASH}'\n  bob: '$2y${HASH[4:]}'\n"
+        + "rate_limit:\n  interval: 100ms\n  burst: 20\n"
     )
     config = parse_web_config(text, base_dir=pki.directory, source="web.yml")
     assert config.tls == TLSSettings(
@@ -430,6 +467,7 @@ def test_full_config_resolves(pki: Pki) -> None:
     assert config.users["alice"].get_secret_value() == HASH
     assert config.tls_enabled
     assert config.basic_auth_enabled
+    assert config.rate_limit == RateLimit(interval=0.1, burst=20)
     assert config.warnings == ()
     assert config.files() == (
         Path("web.yml"),
@@ -448,6 +486,7 @@ def test_defaults(pki: Pki) -> None:
     assert config.tls.max_version is TLSVersionName.TLS13
     assert config.headers == {}
     assert config.users == {}
+    assert config.rate_limit is None
 
 
 def test_basic_auth_without_tls(tmp_path: Path) -> None:
@@ -464,12 +503,25 @@ def test_basic_auth_without_tls(tmp_path: Path) -> None:
         "basic_auth_users:\n",
         "http_server_config:\n",
         "http_server_config: {headers: {}}\n",
+        "rate_limit:\n",
+        "rate_limit: {}\n",
+        # exporter-toolkit's own test files: interval 0 turns the limit off
+        "rate_limit:\n  interval: 0\n  burst: 0\n",
     ],
 )
 def test_empty_sections_configure_nothing(tmp_path: Path, text: str) -> None:
     config = parse_web_config(text, base_dir=tmp_path)
     assert not config.tls_enabled
     assert not config.basic_auth_enabled
+    assert config.rate_limit is None
+
+
+def test_a_rate_limit_of_burst_0_is_a_warning(tmp_path: Path) -> None:
+    # exporter-toolkit's web_config_rate_limiter_one_second.yaml, which refuses everything.
+    config = parse_web_config('rate_limit:\n  interval: "1s"\n  burst: 0\n', base_dir=tmp_path)
+    assert config.rate_limit == RateLimit(interval=1.0, burst=0)
+    assert len(config.warnings) == 1
+    assert config.warnings[0].startswith("rate_limit.burst: 0 with an interval refuses every")
 
 
 @pytest.mark.parametrize(

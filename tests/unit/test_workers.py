@@ -28,7 +28,7 @@ def _config(groups_per_target: int, concurrency: int) -> Config:
   - name: {name}
     url: {url}
     tenant_id: "1"
-    auth: {{type: APIKEY, value: k}}
+    auth: {{type: APIKEY, value: apikey-0123}}
     timezone: UTC
     max_concurrency: {concurrency}
 """
