@@ -14,6 +14,7 @@ kept in ``SecretStr``, never in an error message, listed by ``Proxy.secrets()`` 
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,12 +24,13 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import SecretStr
 
+from exporter.textsafe import has_controls, header_value_problem
+
 _NO_SECRET = SecretStr("")
 _SCHEMES = ("http", "https")
 _SOCKS_SCHEMES = ("socks", "socks4", "socks4a", "socks5", "socks5h")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Framing and routing of the CONNECT request itself: the HTTP client writes these.
 _CLIENT_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"}
@@ -59,9 +61,19 @@ class Proxy:
     def has_credentials(self) -> bool:
         return bool(self.username or self.password.get_secret_value())
 
+    def basic_credentials(self) -> str:
+        """The user name and password as Basic auth encodes them (base64), "" without any."""
+        if not self.has_credentials:
+            return ""
+        # ASCII only (parse_proxy_url), so every encoding a client may pick gives these bytes.
+        pair = f"{self.username}:{self.password.get_secret_value()}".encode("ascii")
+        return base64.b64encode(pair).decode("ascii")
+
     def secrets(self) -> list[str]:
         values = [self.password, self.written_password, *(v for _, v in self.connect_headers)]
-        return [secret for value in values if (secret := value.get_secret_value())]
+        secrets = [secret for value in values if (secret := value.get_secret_value())]
+        # The Proxy-Authorization header's credentials, should an error ever quote that header.
+        return [*secrets, self.basic_credentials()] if self.has_credentials else secrets
 
 
 def resolve_proxy(
@@ -160,7 +172,7 @@ def parse_proxy_url(
 
     ``key`` names the setting in errors; ``source`` is where the URL came from.
     """
-    if _CONTROL.search(text) or " " in text or "\t" in text:
+    if has_controls(text) or " " in text:
         raise ProxyConfigError(f"{key}: must not contain spaces or control characters")
     try:
         parts = urlsplit(text)
@@ -196,19 +208,12 @@ def _check_credentials(username: str, password: str, key: str) -> None:
     if ":" in username:
         raise ProxyConfigError(f"{key}: the user name must not contain ':' (Basic auth)")
     for text in (username, password):
-        # Basic auth as aiohttp sends it: Latin-1 bytes.
-        if _CONTROL.search(text) or not _is_latin1(text):
-            raise ProxyConfigError(
-                f"{key}: the user name and password must be printable Latin-1 text"
-            )
-
-
-def _is_latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
+        # Sent in the Proxy-Authorization header: base64 hides a CR or LF from the proxy's
+        # parser, not from the proxy's own use of the decoded text; and clients encode
+        # non-ASCII text differently (aiohttp Latin-1, Go UTF-8).
+        problem = header_value_problem(text)
+        if problem is not None:
+            raise ProxyConfigError(f"{key}: the user name and password {problem}")
 
 
 def _connect_headers(
@@ -222,10 +227,9 @@ def _connect_headers(
         if name.lower() in _CLIENT_HEADERS:
             raise ProxyConfigError(f"{key}: set by the HTTP client itself; remove it")
         for position, value in enumerate(values):
-            if _CONTROL.search(value.get_secret_value()):
-                raise ProxyConfigError(
-                    f"{key}[{position}]: must not contain CR, LF or other control characters"
-                )
+            problem = header_value_problem(value.get_secret_value())
+            if problem is not None:
+                raise ProxyConfigError(f"{key}[{position}]: {problem}")
             checked.append((name, value))
     return tuple(checked)
 

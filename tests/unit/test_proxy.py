@@ -43,6 +43,9 @@ def proxy_of(text: str, environ: dict[str, str] | None = None) -> Proxy | None:
 # --- validation: one line naming the key ------------------------------------------------------
 
 _ONLY_HTTP = "must be an http:// or https:// URL with a host"
+# exporter/textsafe.py's header value rules, as for tenant_id and auth values.
+_NO_CONTROLS = "must not contain control characters such as CR or LF: it is sent as an HTTP header"
+_ASCII = "must be ASCII: it is sent as an HTTP header"
 
 
 @pytest.mark.parametrize(
@@ -93,8 +96,33 @@ _ONLY_HTTP = "must be an http:// or https:// URL with a host"
         pytest.param(
             "    proxy_url: http://user:%0D%0A@proxy.corp\n",
             {},
-            "targets[0].proxy_url: the user name and password must be printable Latin-1 text",
+            f"targets[0].proxy_url: the user name and password {_NO_CONTROLS}",
             id="CRLF in password",
+        ),
+        pytest.param(
+            "    proxy_url: http://us%09er:pw@proxy.corp\n",
+            {},
+            f"targets[0].proxy_url: the user name and password {_NO_CONTROLS}",
+            id="tab in user",
+        ),
+        pytest.param(
+            "    proxy_url: http://user:p%C2%85w@proxy.corp\n",
+            {},
+            f"targets[0].proxy_url: the user name and password {_NO_CONTROLS}",
+            id="C1 control in password",
+        ),
+        pytest.param(
+            "    proxy_url: http://user:caf%C3%A9@proxy.corp\n",
+            {},
+            f"targets[0].proxy_url: the user name and password {_ASCII}",
+            id="non-ASCII password",
+        ),
+        pytest.param(
+            "    proxy_from_environment: true\n",
+            {"HTTPS_PROXY": "http://user:a%0Ab@proxy.corp:3128"},
+            "targets[0].proxy_from_environment: HTTPS_PROXY: the user name and password "
+            + _NO_CONTROLS,
+            id="CRLF in the environment's password",
         ),
         pytest.param(
             f"    proxy_url: {PROXY}\n    proxy_from_environment: true\n",
@@ -137,9 +165,26 @@ _ONLY_HTTP = "must be an http:// or https:// URL with a host"
             f"    proxy_url: {PROXY}\n"
             '    proxy_connect_header: {X-Team: [team-alpha-7, "a\\r\\nB: c"]}\n',
             {},
-            "targets[0].proxy_connect_header.X-Team[1]: "
-            "must not contain CR, LF or other control characters",
+            f"targets[0].proxy_connect_header.X-Team[1]: {_NO_CONTROLS}",
             id="CRLF in a header value",
+        ),
+        pytest.param(
+            f'    proxy_url: {PROXY}\n    proxy_connect_header: {{X-Team: ["a\\tb"]}}\n',
+            {},
+            f"targets[0].proxy_connect_header.X-Team[0]: {_NO_CONTROLS}",
+            id="tab in a header value",
+        ),
+        pytest.param(
+            f'    proxy_url: {PROXY}\n    proxy_connect_header: {{X-Team: ["\\x1b[31mred"]}}\n',
+            {},
+            f"targets[0].proxy_connect_header.X-Team[0]: {_NO_CONTROLS}",
+            id="ESC in a header value",
+        ),
+        pytest.param(
+            f'    proxy_url: {PROXY}\n    proxy_connect_header: {{X-Team: ["équipe-alpha"]}}\n',
+            {},
+            f"targets[0].proxy_connect_header.X-Team[0]: {_ASCII}",
+            id="non-ASCII header value",
         ),
         pytest.param(
             f"    proxy_url: {PROXY}\n    proxy_connect_header: {{X-Team: one}}\n",
