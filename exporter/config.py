@@ -44,6 +44,7 @@ from exporter.boundedfile import (
 from exporter.can.models import local_zone
 from exporter.durations import format_duration, parse_duration
 from exporter.metrics import RESERVED_LABELS
+from exporter.proxy import Proxy, connect_header_ignored, inline_proxy_secrets, resolve_proxy
 from exporter.redact import MIN_SECRET_LENGTH, redact, short_secret_problem
 from exporter.schedule import DataPeriods, Granularity, Schedule, cron_trigger, make_schedule
 from exporter.textsafe import header_value_problem
@@ -306,6 +307,11 @@ class TargetSettings(_Model):
     rate_limit: Annotated[float, Field(gt=0, le=100_000)] | None = None
     timeout: Duration | None = None
     tls: TLSSettings = TLSSettings()
+    # Prometheus' proxy keys, checked and resolved by exporter/proxy.py.
+    proxy_url: str | None = None
+    no_proxy: str | None = None
+    proxy_from_environment: bool = False
+    proxy_connect_header: dict[str, list[SecretStr]] | None = None
 
     @field_validator("url")
     @classmethod
@@ -374,6 +380,8 @@ class Target:
     rate_limit: float | None = None  # requests per second; None: no limit
     # Where auth_value was read from, watched for rotation; None when it was inline.
     auth_value_file: Path | None = None
+    # The proxy its requests go through; None: direct.
+    proxy: Proxy | None = None
 
     @property
     def endpoint(self) -> str:
@@ -428,7 +436,10 @@ class Config:
     warnings: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
-        return [t.auth_value.get_secret_value() for t in self.targets.values()]
+        return [
+            *(t.auth_value.get_secret_value() for t in self.targets.values()),
+            *(secret for t in self.targets.values() if t.proxy for secret in t.proxy.secrets()),
+        ]
 
     def secret_files(self) -> list[Path]:
         """The files secrets were read from, to re-read when they change."""
@@ -471,14 +482,15 @@ def parse_config(
         raise ConfigError(["the file is empty; it needs at least a targets list"])
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be a mapping with targets and groups"])
-    raw = expand_env(raw, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    raw = expand_env(raw, environ)
     # An auth value written into the wrong key would otherwise be echoed by its error.
-    inline_secrets = _inline_secrets(raw)
+    inline_secrets = [*_inline_secrets(raw), *inline_proxy_secrets(raw)]
     try:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_redacted(validation_problems(exc), inline_secrets)) from None
-    return _resolve(parsed, base_dir, source, inline_secrets)
+    return _resolve(parsed, base_dir, source, inline_secrets, environ)
 
 
 def _inline_secrets(raw: dict[str, Any]) -> list[str]:
@@ -502,9 +514,14 @@ def _redacted(problems: Iterable[str], secrets: Sequence[str]) -> list[str]:
 
 
 def _resolve(
-    parsed: ConfigFile, base_dir: Path, source: str | None, inline_secrets: Sequence[str]
+    parsed: ConfigFile,
+    base_dir: Path,
+    source: str | None,
+    inline_secrets: Sequence[str],
+    environ: Mapping[str, str],
 ) -> Config:
     problems: list[str] = []
+    warnings: list[str] = []
     targets: dict[str, Target] = {}
     for index, target_settings in enumerate(parsed.targets):
         where = f"targets[{index}]"
@@ -513,15 +530,19 @@ def _resolve(
             continue
         try:
             targets[target_settings.name] = _resolve_target(
-                target_settings, parsed.defaults, base_dir
+                target_settings, parsed.defaults, base_dir, environ
             )
         except ValueError as exc:
             problems.append(f"{where}.{exc}")
+        if connect_header_ignored(target_settings.url, target_settings.proxy_connect_header):
+            warnings.append(
+                f"{where}.proxy_connect_header: has no effect on an http:// target; "
+                "it is sent on the CONNECT request of https:// targets only"
+            )
 
     default_labels, label_problems = _check_labels(parsed.defaults.labels, "defaults.labels")
     problems.extend(label_problems)
     groups: list[Group] = []
-    warnings: list[str] = []
     seen_groups: set[tuple[str, str]] = set()
     for index, settings in enumerate(parsed.groups):
         where = f"groups[{index}]"
@@ -563,7 +584,9 @@ def _resolve(
     )
 
 
-def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path) -> Target:
+def _resolve_target(
+    settings: TargetSettings, defaults: Defaults, base_dir: Path, environ: Mapping[str, str]
+) -> Target:
     auth = settings.auth
     value_file = base_dir / auth.value_file if auth.value_file is not None else None
     return Target(
@@ -581,6 +604,14 @@ def _resolve_target(settings: TargetSettings, defaults: Defaults, base_dir: Path
         ca_file=_resolve_ca_file(settings.tls.ca_file, base_dir),
         insecure_skip_verify=settings.tls.insecure_skip_verify,
         auth_value_file=value_file,
+        proxy=resolve_proxy(
+            settings.url,
+            settings.proxy_url,
+            settings.no_proxy,
+            settings.proxy_from_environment,
+            environ,
+            connect_header=settings.proxy_connect_header,
+        ),
     )
 
 

@@ -44,9 +44,7 @@ class PollResult:
 
 
 class TransportFactory(Protocol):
-    def __call__(
-        self, target: Target, proxy: httpx.Proxy | None = None
-    ) -> httpx.AsyncBaseTransport: ...
+    def __call__(self, target: Target) -> httpx.AsyncBaseTransport: ...
 
 
 # What a CanClient built without a transport sends through. Unit tests set httpx's own here
@@ -61,6 +59,9 @@ class CanClient:
         self.target = target
         self._slots = asyncio.Semaphore(target.max_concurrency)
         self._secret = target.auth_value.get_secret_value()
+        # What an error's text must not show: the auth value, and the proxy's credentials
+        # should a proxy or the transport quote them.
+        self._secrets = [self._secret, *(target.proxy.secrets() if target.proxy else ())]
         # Every request's own headers, built once: send() takes a request as it is.
         self._headers = httpx.Headers(
             {
@@ -113,7 +114,7 @@ class CanClient:
                 reading = await self._fetch_with_retries(body, deadline, timeout, attempts)
             except CanError as error:
                 # A gateway may echo the credentials in its error text.
-                error.redact([self._secret])
+                error.redact(self._secrets)
                 return PollResult(None, error, time.perf_counter() - started)
             return PollResult(reading, None, time.perf_counter() - started)
 

@@ -2,8 +2,9 @@
 
 ``aiohttp_transport`` builds one per target, its aiohttp session configured here through public
 parameters only: at most ``max_concurrency`` connections, all of them kept alive (so a cycle
-after the first opens none), TLS from the target's settings, no content decoding, no cookies,
-no proxy or netrc from the environment, and bounded headers. ``transport_failure`` says
+after the first opens none), TLS from the target's settings, the target's proxy (config.py
+resolved it, environment included), no content decoding, no cookies, no proxy or netrc from
+the environment at request time, and bounded headers. ``transport_failure`` says
 what a failure raised through it means: AiohttpTransport hands some aiohttp errors on as httpx
 errors of a misleading kind (a refused or dropped connection becomes ``httpx.ConnectTimeout``)
 and others unmapped, so the aiohttp error underneath decides.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import httpx
@@ -32,9 +34,10 @@ MAX_HEADERS = 128
 _MESSAGE_CHARS = 300
 
 
-def aiohttp_transport(target: Target, proxy: httpx.Proxy | None = None) -> AiohttpTransport:
-    """The transport the daemon polls ``target`` through, via ``proxy`` when given."""
+def aiohttp_transport(target: Target) -> AiohttpTransport:
+    """The transport the daemon polls ``target`` through, via its proxy when it has one."""
     tls = ssl_context(target)
+    forward_proxy = forward_proxy_url(target)
 
     def session() -> aiohttp.ClientSession:
         # Built on the first request, inside the running event loop, as aiohttp wants.
@@ -50,9 +53,46 @@ def aiohttp_transport(target: Target, proxy: httpx.Proxy | None = None) -> Aioht
             max_line_size=MAX_HEADER_BYTES,
             max_field_size=MAX_HEADER_BYTES,
             max_headers=MAX_HEADERS,
+            proxy=forward_proxy,
         )
 
-    return AiohttpTransport(verify=tls, trust_env=False, proxy=proxy, client=session)
+    return AiohttpTransport(verify=tls, trust_env=False, proxy=tunnel_proxy(target), client=session)
+
+
+# A proxy's credentials reach aiohttp in one of two ways, never through httpx.Proxy's ``auth``:
+# AiohttpTransport hands that to aiohttp's deprecated BasicAuth and ``proxy_auth`` (a
+# DeprecationWarning on every request, and gone in aiohttp 4). aiohttp sends ``proxy_headers``
+# on CONNECT only, and takes credentials written in the proxy URL itself for both kinds.
+
+
+def tunnel_proxy(target: Target) -> httpx.Proxy | None:
+    """For an https:// target: the proxy asked for a CONNECT tunnel, with that request's
+    headers (``proxy_connect_header``, and Proxy-Authorization from the proxy's credentials)."""
+    proxy = target.proxy
+    if proxy is None or urlsplit(target.url).scheme != "https":
+        return None
+    headers = [(name, value.get_secret_value()) for name, value in proxy.connect_headers]
+    if proxy.has_credentials:
+        # The URL's credentials win over a Proxy-Authorization in proxy_connect_header, as in Go.
+        headers = [
+            (name, value) for name, value in headers if name.lower() != "proxy-authorization"
+        ]
+        headers.append(("Proxy-Authorization", f"Basic {proxy.basic_credentials()}"))
+    return httpx.Proxy(proxy.url, headers=headers)
+
+
+def forward_proxy_url(target: Target) -> str | None:
+    """For an http:// target: the proxy each request is sent to, its credentials in the URL,
+    from which aiohttp writes every request's Proxy-Authorization header."""
+    proxy = target.proxy
+    if proxy is None or urlsplit(target.url).scheme == "https":
+        return None
+    if not proxy.has_credentials:
+        return proxy.url
+    scheme, _, address = proxy.url.partition("://")
+    username = quote(proxy.username, safe="")
+    password = quote(proxy.password.get_secret_value(), safe="")
+    return f"{scheme}://{username}:{password}@{address}"
 
 
 def ssl_context(target: Target) -> ssl.SSLContext:
@@ -88,6 +128,11 @@ def transport_failure(exc: Exception) -> TransportFailure:
         # a body short of its Content-Length).
         if isinstance(exc, TimeoutError):
             return TransportFailure(FailureReason.TIMEOUT, _describe_aiohttp(exc), False)
+        if isinstance(exc, aiohttp.ClientHttpProxyError):
+            # The proxy refused the tunnel. A 4xx (407: credentials, 403: a port it does not
+            # allow) will be the same on another try; a 5xx (it could not reach CAN) may not.
+            retryable = exc.status >= httpx.codes.INTERNAL_SERVER_ERROR
+            return TransportFailure(FailureReason.CONNECTION, _describe_aiohttp(exc), retryable)
         return TransportFailure(FailureReason.CONNECTION, _describe_aiohttp(exc), True)
     if isinstance(exc, httpx.TimeoutException):
         return TransportFailure(FailureReason.TIMEOUT, describe(exc), False)
@@ -97,8 +142,18 @@ def transport_failure(exc: Exception) -> TransportFailure:
 
 
 def _describe_aiohttp(exc: aiohttp.ClientError) -> str:
-    # A ClientResponseError's text also names the request URL; its message is what went wrong.
-    detail = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        # aiohttp's own text says "Cannot connect to host", which reads as CAN's.
+        host = f"[{exc.host}]" if ":" in exc.host else exc.host
+        reason = exc.os_error.strerror or str(exc.os_error)
+        detail = f"cannot connect to the proxy {host}:{exc.port}: {reason}"
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        detail = f"the proxy answered CONNECT with {exc.status} {exc.message}"
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        # Its text also names the request URL; its message is what went wrong.
+        detail = exc.message
+    else:
+        detail = str(exc)
     # On one line: aiohttp's parser errors quote CAN's bytes over several.
     detail = " ".join(detail.split())
     if len(detail) > _MESSAGE_CHARS:

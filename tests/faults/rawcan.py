@@ -10,7 +10,8 @@ else gets a 400 naming the unknown behaviour.
 Every request is counted per first plan (``count``) and its plan list and headers kept
 (``last``), so tests can check what reached the server and that it was not hammered. Each
 connection has its own thread; ``stop()`` wakes hanging handlers, closes every socket and
-fails if a thread outlives it, so nothing leaks past a test's teardown.
+fails if a thread outlives it, so nothing leaks past a test's teardown. Given an
+``ssl_context`` it speaks TLS (its ``url`` is then https://).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import gzip
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -33,6 +35,7 @@ from typing import Self
 
 # The longest a hanging handler waits; the client hanging up or stop() ends it sooner.
 MAX_HANG_SECONDS = 120.0
+_HANDSHAKE_SECONDS = 5.0
 HUGE_BODY_BYTES = 50 * 1024 * 1024
 _CHUNK = b" " * 65536
 _MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -56,11 +59,12 @@ class _Stats:
 
 
 class RawCan:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(_POLL_SECONDS)
         self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._tls = ssl_context
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = _Stats()
@@ -139,6 +143,8 @@ class RawCan:
 
     def _serve(self, connection: socket.socket) -> None:
         try:
+            if self._tls is not None:
+                connection = self._handshake(connection, self._tls)
             request = self._read_request(connection)
             if request is None:
                 return
@@ -158,6 +164,15 @@ class RawCan:
                 self._connections.discard(connection)
             with contextlib.suppress(OSError):
                 connection.close()
+
+    def _handshake(self, connection: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        connection.settimeout(_HANDSHAKE_SECONDS)
+        wrapped = context.wrap_socket(connection, server_side=True)
+        wrapped.settimeout(_POLL_SECONDS)
+        with self._lock:  # stop() shuts down the socket that now carries the connection
+            self._connections.discard(connection)
+            self._connections.add(wrapped)
+        return wrapped
 
     def _behaviour(self, request: Request) -> str:
         first = request.plans[0] if request.plans else ""

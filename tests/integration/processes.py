@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,13 +43,17 @@ def http_ok(url: str, **client_options: Any) -> bool:
 
 
 class Process:
-    """A child process whose stderr goes to a file, stopped with SIGTERM then SIGKILL."""
+    """A child process whose stderr goes to a file, stopped with SIGTERM then SIGKILL.
 
-    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+    Its environment is the tests' with ``env`` on top."""
+
+    def __init__(
+        self, args: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.args = list(args)
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.popen = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
@@ -81,11 +85,17 @@ class Process:
 class Server(Process):
     """A Python module serving HTTP on a free loopback port."""
 
-    def __init__(self, module: str, args: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self,
+        module: str,
+        args: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         listen = ["--web.listen-address", f"127.0.0.1:{self.port}"]
-        super().__init__([sys.executable, "-m", module, *listen, *args], log_path)
+        super().__init__([sys.executable, "-m", module, *listen, *args], log_path, env)
 
 
 class Simulator(Server):
@@ -96,7 +106,8 @@ class Simulator(Server):
 
 class Exporter(Server):
     """The exporter; with ``https`` its URL is https:// and ``client_options`` (httpx's
-    ``verify`` and ``auth``) go with the readiness check and the scrapes."""
+    ``verify`` and ``auth``) go with the readiness check and the scrapes. ``env`` goes on top
+    of the tests' environment (HTTPS_PROXY...)."""
 
     def __init__(
         self,
@@ -106,8 +117,9 @@ class Exporter(Server):
         wait_ready: bool = True,
         https: bool = False,
         client_options: dict[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__("exporter", args, tmp / "exporter.log")
+        super().__init__("exporter", args, tmp / "exporter.log", env)
         if https:
             self.url = f"https://127.0.0.1:{self.port}"
         self.client_options = dict(client_options or {})

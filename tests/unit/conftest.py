@@ -12,7 +12,7 @@ import pytest
 from exporter.config import Target
 
 
-def httpx_transport(target: Target, proxy: httpx.Proxy | None = None) -> httpx.AsyncBaseTransport:
+def httpx_transport(target: Target) -> httpx.AsyncBaseTransport:
     """httpx's own transport, which pytest-httpx fakes."""
     return httpx.AsyncHTTPTransport(trust_env=False)
 
