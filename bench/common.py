@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +204,15 @@ def exit_code(
         print(f"{name}: interrupted; figures so far", file=sys.stderr)
         return 130
     return 0
+
+
+def keep_or_remove(name: str, workdir: Path, *, keep: bool) -> None:
+    """At the end of a run: the work directory kept (and named) with --keep or after a
+    failure, removed otherwise."""
+    if keep:
+        print(f"{name}: configs and logs kept in {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- generated files -------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from bench.common import (
     duration_arg,
     exit_code,
     interrupt,
+    keep_or_remove,
     positive_int,
     read_cpu_seconds,
     write_exporter_config,
@@ -288,10 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     phases: dict[str, Phase] = {}
     code = exit_code("bench/reload", lambda: run(args, workdir, phases))
     report(args, phases)
-    if args.keep or code == 1:
-        print(f"bench/reload: configs and logs kept in {workdir}", file=sys.stderr)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
+    keep_or_remove("bench/reload", workdir, keep=args.keep or code == 1)
     return code
 
 

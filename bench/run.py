@@ -71,6 +71,7 @@ from bench.common import (
     duration_arg,
     exit_code,
     interrupt,
+    keep_or_remove,
     positive_int,
     read_cpu_seconds,
     read_status_kib,
@@ -1451,10 +1452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = exit_code("bench", lambda: run(args, workdir, results), (TimeoutError, RuntimeError))
     report(args, results, sys.stdout)
     _progress(f"took {time.monotonic() - began:.0f} s")
-    if args.keep or code == 1:
-        print(f"bench: configs and logs kept in {workdir}", file=sys.stderr)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
+    keep_or_remove("bench", workdir, keep=args.keep or code == 1)
     return code
 
 

@@ -443,17 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if outcome.samples:
         print_table(outcome.samples, sys.stdout)
         print_summary(outcome, args, workdir / "exporter.log", sys.stdout)
-    if args.keep or code == 1:
-        print(f"soak: config and logs kept in {workdir}", file=sys.stderr)
-    else:
-        _remove(workdir)
+    common.keep_or_remove("soak", workdir, keep=args.keep or code == 1)
     return code
-
-
-def _remove(workdir: Path) -> None:
-    for path in workdir.iterdir():
-        path.unlink()
-    workdir.rmdir()
 
 
 if __name__ == "__main__":

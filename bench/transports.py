@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from bench.common import (
     duration_arg,
     exit_code,
     interrupt,
+    keep_or_remove,
     positive_int,
     read_cpu_seconds,
 )
@@ -283,10 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     report(args, runs, sys.stdout)
     _progress(f"took {time.monotonic() - began:.0f} s")
-    if args.keep or code == 1:
-        print(f"bench.transports: logs kept in {workdir}", file=sys.stderr)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
+    keep_or_remove("bench.transports", workdir, keep=args.keep or code == 1)
     return code
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -114,3 +116,14 @@ CAN_MISSING_BODY = {
     "errorMsg": "Acceleration plan does not exist",
     "traceId": "trace-missing",
 }
+
+
+@pytest.fixture
+def restored_root_logger() -> Iterator[None]:
+    """The root logger's handlers and level as they were: for tests that call setup_logging
+    (or main(), which does), so the test run's own handlers come back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -42,6 +42,24 @@ def http_ok(url: str, **client_options: Any) -> bool:
         return False
 
 
+def one_quiet_group_config(can_port: int) -> str:
+    """An exporter config of one group polled once an hour, on a target at ``can_port`` that
+    need not exist: for tests of the web side, where CAN does not matter."""
+    return f"""
+defaults:
+  interval: 1h
+  timeout: 2s
+targets:
+  - name: nowhere
+    url: http://127.0.0.1:{can_port}
+    tenant_id: "10001"
+    auth: {{type: APIKEY, value: not-a-real-key}}
+    timezone: UTC
+groups:
+  - {{name: only, target: nowhere, plan_ids: [p1]}}
+"""
+
+
 class Process:
     """A child process whose stderr goes to a file, stopped with SIGTERM then SIGKILL.
 

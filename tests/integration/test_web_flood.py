@@ -22,7 +22,7 @@ import bcrypt
 import httpx
 import pytest
 
-from tests.integration.processes import Exporter, free_port
+from tests.integration.processes import Exporter, free_port, one_quiet_group_config
 
 pytestmark = pytest.mark.integration
 
@@ -59,22 +59,6 @@ class EventLike(Protocol):
     def set(self) -> None: ...
 
 
-def exporter_config(can_port: int) -> str:
-    return f"""
-defaults:
-  interval: 1h
-  timeout: 2s
-targets:
-  - name: nowhere
-    url: http://127.0.0.1:{can_port}
-    tenant_id: "10001"
-    auth: {{type: APIKEY, value: not-a-real-key}}
-    timezone: UTC
-groups:
-  - {{name: only, target: nowhere, plan_ids: [p1]}}
-"""
-
-
 def write(path: Path, text: str) -> None:
     new = path.with_name(path.name + ".new")
     new.write_text(text)
@@ -83,7 +67,7 @@ def write(path: Path, text: str) -> None:
 
 def start(tmp_path: Path, web_config: str, **client_options: object) -> Exporter:
     config = tmp_path / "exporter.yml"
-    config.write_text(exporter_config(free_port()))
+    config.write_text(one_quiet_group_config(free_port()))
     write(tmp_path / "web.yml", web_config)
     args = ["--config.file", str(config), "--web.config.file", str(tmp_path / "web.yml")]
     return Exporter([*args, "--log.level", "debug"], tmp_path, client_options=client_options)

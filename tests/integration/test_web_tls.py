@@ -18,7 +18,13 @@ import httpx
 import pytest
 import trustme
 
-from tests.integration.processes import Exporter, free_port, run_exporter, wait_for
+from tests.integration.processes import (
+    Exporter,
+    free_port,
+    one_quiet_group_config,
+    run_exporter,
+    wait_for,
+)
 from tests.pki import Pki, make_pki, write_server_cert
 
 pytestmark = pytest.mark.integration
@@ -28,22 +34,6 @@ HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 OTHER_PASSWORD = "second-User-pa55"
 OTHER_HASH = bcrypt.hashpw(OTHER_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 RELOAD_TIMEOUT = 15.0
-
-
-def exporter_config(can_port: int) -> str:
-    return f"""
-defaults:
-  interval: 1h
-  timeout: 2s
-targets:
-  - name: nowhere
-    url: http://127.0.0.1:{can_port}
-    tenant_id: "10001"
-    auth: {{type: APIKEY, value: not-a-real-key}}
-    timezone: UTC
-groups:
-  - {{name: only, target: nowhere, plan_ids: [p1]}}
-"""
 
 
 TLS = """
@@ -77,7 +67,7 @@ def pki(tmp_path: Path) -> Pki:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "exporter.yml"
-    path.write_text(exporter_config(free_port()))
+    path.write_text(one_quiet_group_config(free_port()))
     return path
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from exporter.livecheck import (
 )
 from exporter.sharding import shard_of
 from tests.conftest import CAN_MISSING_BODY, CAN_OK_BODY, config_for, make_group, make_reading
+
+pytestmark = pytest.mark.usefixtures("restored_root_logger")
 
 SECRET = "live-check-s3cret"
 URL = "http://can.test:8080"
@@ -273,16 +274,6 @@ async def test_a_target_whose_client_cannot_be_built_is_a_one_line_error() -> No
 
 
 # --- the command line, against a CAN faked by pytest-httpx ------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """main() installs its own handler on the root logger; put the test run's back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _write_config(tmp_path: Path, groups: str, *, target: str = "") -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ import pytest
 from exporter.config import ConfigError, parse_config
 from exporter.logs import setup_logging
 from exporter.redact import MASK, MIN_SECRET_LENGTH, redact
+
+pytestmark = pytest.mark.usefixtures("restored_root_logger")
 
 SECRET = "s3cr3t-Ap1Key-7f1e9c2b"
 TOO_SHORT = "too short to be masked safely in logs; use at least 8 characters"
@@ -37,15 +38,6 @@ def problems_of(text: str, environ: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, environ=environ or {})
     return caught.value.problems
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.mark.parametrize("auth_type", ["APIKEY", "TOKEN"])
