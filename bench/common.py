@@ -18,7 +18,7 @@ from typing import IO
 
 import httpx
 
-from exporter.durations import parse_duration
+from exporter.config.durations import parse_duration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANT_ID = "10001"  # the simulator scenarios'

@@ -119,7 +119,8 @@ async def _httpx_aiohttp(url: str, plans: Sequence[str], requests: int, concurre
 async def _can_client(base_url: str, plans: Sequence[str], requests: int, concurrency: int) -> int:
     # Imported here, from whichever checkout main() put first on the path.
     from exporter.can.client import CanClient  # noqa: PLC0415
-    from exporter.config import PlanKey, parse_config  # noqa: PLC0415
+    from exporter.config.load import parse_config  # noqa: PLC0415
+    from exporter.config.model import PlanKey  # noqa: PLC0415
 
     config = parse_config(
         f"""

@@ -78,7 +78,7 @@ from bench.common import (
     share,
     write_exporter_config,
 )
-from exporter.durations import format_duration
+from exporter.config.durations import format_duration
 
 LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
 # Issue 15's goals (on a maintained HTTP stack): the first cycle within this factor of the ideal

@@ -33,7 +33,7 @@ if not __package__:  # run as a plain script (bench/soak.py): make `bench` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
-from exporter.durations import format_duration
+from exporter.config.durations import format_duration
 
 SCENARIO_PATH = Path(__file__).with_name("soak-scenario.yml")
 APIKEY = "soak-apikey"  # the scenario's; opens nothing but the simulator

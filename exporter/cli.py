@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from exporter import __version__
+from exporter.daemon.signals import SignalInbox
 from exporter.listen import ENV_PREFIX, parse_listen_address
 from exporter.logs import FORMATS, LEVELS, setup_logging
-from exporter.signals import SignalInbox
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from exporter.settings import Settings
+    from exporter.daemon.settings import Settings
 
 # Flag -> Settings field; each field can also come from ALOUDATA_CAN_EXPORTER_<FIELD>.
 _SETTINGS_FLAGS = {
@@ -160,13 +160,13 @@ def _main(argv: Sequence[str] | None, inbox: SignalInbox) -> int:
         # A bad flag value is flag misuse; a bad environment variable is a configuration error.
         return 2 if _names_a_flag(exc, args) else 1
     log_setup = setup_logging(settings.log_level, settings.log_format)
-    from exporter.daemon import run  # noqa: PLC0415
+    from exporter.daemon.run import run  # noqa: PLC0415
 
     return asyncio.run(run(args, settings, log_setup, inbox))
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
-    from exporter.settings import Settings  # noqa: PLC0415 - see _main
+    from exporter.daemon.settings import Settings  # noqa: PLC0415 - see _main
 
     given = {name: getattr(args, name) for name in _SETTINGS_FLAGS}
     return Settings(**{name: value for name, value in given.items() if value is not None})
@@ -182,7 +182,7 @@ def settings_error_lines(exc: ValidationError, args: argparse.Namespace) -> list
 
 def _error_source(loc: tuple[int | str, ...], args: argparse.Namespace) -> str:
     """The flag the bad value came from, or else its environment variable."""
-    from exporter.yamlfile import format_location  # noqa: PLC0415 - see _main
+    from exporter.config.yamlfile import format_location  # noqa: PLC0415 - see _main
 
     name = format_location(loc)
     flag = _SETTINGS_FLAGS.get(name)

@@ -12,9 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from exporter.can.client import PollResult
-from exporter.can.models import FailureReason, Reading
-from exporter.config import Group
+from exporter.can.models import FailureReason, PollResult, Reading
+from exporter.config.model import Group
 
 # Upper bounds of the poll-duration histogram; CAN usually answers in tens of milliseconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

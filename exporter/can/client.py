@@ -12,17 +12,23 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Protocol
 
 import httpx
 
 from exporter import __version__
-from exporter.can.models import CanError, FailureReason, Reading, parse_latest_time
+from exporter.can.models import (
+    LATEST_TIME_PATH,
+    CanError,
+    FailureReason,
+    PollResult,
+    Reading,
+    parse_latest_time,
+)
+from exporter.can.ratelimit import RateLimiter
 from exporter.can.transport import TRANSPORT_ERRORS, aiohttp_transport, transport_failure
-from exporter.config import PlanKey, Target
-from exporter.resilience import RateLimiter
+from exporter.config.model import PlanKey, Target
 
 # A real answer is a few hundred bytes; anything this large is not CAN talking.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -32,15 +38,6 @@ MAX_ATTEMPTS = 3
 _FIRST_RETRY_PAUSE = 0.1
 # What of a refused Content-Encoding the error quotes.
 _CODING_ECHO_CHARS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class PollResult:
-    """What one request gave: a reading or an error, and how long CAN took."""
-
-    reading: Reading | None
-    error: CanError | None
-    duration_seconds: float
 
 
 class TransportFactory(Protocol):
@@ -83,7 +80,7 @@ class CanClient:
             follow_redirects=False,
             trust_env=False,
         )
-        self._url = httpx.URL(target.endpoint)
+        self._url = httpx.URL(target.url + LATEST_TIME_PATH)
         self._closed = False
         self._limiter = RateLimiter(target.rate_limit) if target.rate_limit else None
         self._random = random.Random()  # noqa: S311 - jitter, not secrets

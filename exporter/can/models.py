@@ -7,19 +7,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exporter.config.zones import local_zone
 from exporter.redact import redact
+
+LATEST_TIME_PATH = "/anymetrics/api/v1/accelerate/latestTime"
 
 
 class FailureReason(StrEnum):
@@ -186,23 +185,6 @@ def parse_can_time(value: object, zone: tzinfo | None) -> datetime | None:
         raise ValueError(f"timestamp {_echo(value)} is out of range") from None
 
 
-def local_zone() -> tzinfo:
-    """This machine's zone with its DST rules: ``$TZ``, else ``/etc/localtime``."""
-    return _local_zone(os.environ.get("TZ"))
-
-
-@functools.lru_cache(maxsize=4)
-def _local_zone(tz_variable: str | None) -> tzinfo:
-    name = (tz_variable or "").removeprefix(":")
-    if name:
-        with contextlib.suppress(ValueError, ZoneInfoNotFoundError):
-            return ZoneInfo(name)
-    with contextlib.suppress(OSError, ValueError), open("/etc/localtime", "rb") as localtime:
-        return ZoneInfo.from_file(localtime, key="localtime")
-    # No zone database: a fixed offset, right except across a DST change.
-    return datetime.now().astimezone().tzinfo or UTC
-
-
 def _optional_text(value: object) -> str | None:
     if value is None:
         return None
@@ -212,3 +194,12 @@ def _optional_text(value: object) -> str | None:
 def _echo(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= _ECHO_LIMIT else text[:_ECHO_LIMIT] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one request gave: a reading or an error, and how long CAN took."""
+
+    reading: Reading | None
+    error: CanError | None
+    duration_seconds: float

@@ -21,7 +21,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from exporter.can.models import FailureReason
-from exporter.config import Target
+from exporter.config.model import Target
 
 # How long an idle connection is kept for the next poll. A CAN (or its gateway) closing it
 # sooner costs one retried try, not a failed poll.

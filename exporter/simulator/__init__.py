@@ -1,6 +1,13 @@
-"""A fake Aloudata CAN server driven by scenario files, for demos and integration tests."""
+"""A fake Aloudata CAN server driven by scenario files, for demos and integration tests.
 
-from exporter.config import LATEST_TIME_PATH
+``scenario`` reads a scenario file and computes each reply without I/O; ``server`` serves it
+over aiohttp; ``cli`` is ``python -m exporter.simulator``.
+
+May import: can (the API's path), config (its loaders) and the foundation. A program of its
+own: the daemon imports it only for ``--demo``, and it imports nothing of the daemon.
+"""
+
+from exporter.can.models import LATEST_TIME_PATH
 from exporter.simulator.scenario import (
     DEMO_SCENARIO_PATH,
     Scenario,

@@ -29,10 +29,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from exporter.boundedfile import CONFIG_FILE_MAX_BYTES, FileReadError, read_regular_file
-from exporter.config import AuthType, load_zone
-from exporter.durations import parse_duration
-from exporter.yamlfile import YamlError, load_yaml, os_reason, validation_problems
+from exporter.config.durations import parse_duration
+from exporter.config.files import CONFIG_FILE_MAX_BYTES, FileReadError, read_regular_file
+from exporter.config.model import AuthType
+from exporter.config.yamlfile import YamlError, load_yaml, os_reason, validation_problems
+from exporter.config.zones import load_zone
 
 DEMO_SCENARIO_PATH = Path(__file__).parent / "scenarios" / "demo.yml"
 CAN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

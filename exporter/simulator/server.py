@@ -15,7 +15,7 @@ from typing import Self
 
 from aiohttp import web
 
-from exporter.config import LATEST_TIME_PATH
+from exporter.can.models import LATEST_TIME_PATH
 from exporter.simulator.scenario import Scenario, compute_reply
 
 HEALTH_PATH = "/-/healthy"

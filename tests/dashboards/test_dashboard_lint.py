@@ -18,9 +18,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from exporter import metrics
 from exporter.clock import SystemClock
-from exporter.collector import CanCollector
+from exporter.metrics import declarations as metrics
+from exporter.metrics.collector import CanCollector
 from exporter.state import SnapshotStore
 from scripts import build_dashboards
 

@@ -24,11 +24,11 @@ import compose_spec
 import pytest
 import yaml
 
-from exporter.config import load_config
-from exporter.durations import parse_duration
+from exporter.config.durations import parse_duration
+from exporter.config.load import load_config
 from exporter.listen import DEFAULT_PORT
 from exporter.simulator import DEMO_SCENARIO_PATH, HEALTH_PATH, load_scenario
-from tests.conftest import require_tool
+from tests.helpers.programs import require_tool
 from tests.integration.processes import Simulator, run_exporter
 
 ROOT = Path(__file__).resolve().parents[2]

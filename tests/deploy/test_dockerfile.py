@@ -30,7 +30,7 @@ from packaging.specifiers import SpecifierSet
 
 from exporter import __version__
 from exporter.listen import DEFAULT_PORT
-from tests.conftest import require_tool
+from tests.helpers.programs import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

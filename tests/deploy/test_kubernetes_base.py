@@ -24,10 +24,10 @@ import yaml
 from kubernetes_validate.utils import latest_version, major_minor
 
 from exporter import __version__
-from exporter.config import parse_config
+from exporter.config.load import parse_config
 from exporter.listen import DEFAULT_PORT
 from scripts import build_prometheusrule
-from tests.conftest import require_tool
+from tests.helpers.programs import require_tool
 
 Manifest = dict[str, Any]
 

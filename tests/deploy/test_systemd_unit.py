@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exporter.config import load_config
-from tests.conftest import require_tool
+from exporter.config.load import load_config
+from tests.helpers.programs import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"

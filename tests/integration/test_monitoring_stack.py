@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import require_tool
+from tests.helpers.programs import require_tool
 from tests.integration.processes import Exporter, Simulator, wait_for
 from tests.integration.stack import Alertmanager, Prometheus, WebhookReceiver
 

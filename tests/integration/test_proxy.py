@@ -25,12 +25,14 @@ import pytest
 from aiohttp import web
 
 from exporter.can.client import CanClient
-from exporter.config import LATEST_TIME_PATH, PlanKey, parse_config
+from exporter.can.models import LATEST_TIME_PATH
+from exporter.config.load import parse_config
+from exporter.config.model import PlanKey
 from tests.faults.rawcan import RawCan
+from tests.helpers.pki import Pki, make_pki
 from tests.integration.processes import Exporter, Simulator, free_port
 from tests.integration.tinyproxy import Tinyproxy
 from tests.integration.wiretap import Wiretap
-from tests.pki import Pki, make_pki
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.sharding import shard_of
+from exporter.config.sharding import shard_of
 from tests.integration.processes import (
     STARTUP_TIMEOUT,
     Exporter,

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import trustme
 
+from tests.helpers.pki import Pki, make_pki, write_server_cert
 from tests.integration.processes import (
     Exporter,
     free_port,
@@ -25,7 +26,6 @@ from tests.integration.processes import (
     run_exporter,
     wait_for,
 )
-from tests.pki import Pki, make_pki, write_server_cert
 
 pytestmark = pytest.mark.integration
 

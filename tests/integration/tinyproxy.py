@@ -13,7 +13,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.conftest import require_tool
+from tests.helpers.programs import require_tool
 from tests.integration.processes import STARTUP_TIMEOUT, Process, free_port, wait_for
 
 _CONFIG = """\

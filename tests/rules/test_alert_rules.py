@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter import metrics
-from tests.conftest import require_tool
+from exporter.metrics import declarations as metrics
+from tests.helpers.programs import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"

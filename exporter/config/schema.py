@@ -1,0 +1,260 @@
+"""The configuration file's schema: pydantic models of exactly what the YAML may say.
+
+Every model forbids unknown keys, so a misspelled key is an error naming its path. Values are
+checked one by one here; what needs several keys at once is checked in ``resolve``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from exporter.config.durations import parse_duration
+from exporter.config.labels import RawLabels
+from exporter.config.model import (
+    DEFAULT_DRILLDOWN_MAX_PLANS,
+    DEFAULT_MAX_BACKOFF,
+    AuthType,
+)
+from exporter.config.schedule import Granularity, cron_trigger
+from exporter.config.zones import load_zone
+from exporter.redact import short_secret_problem
+from exporter.textsafe import header_value_problem
+
+# --- models of the file ----------------------------------------------------------------------
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}: write it with a unit, like 30s or 5m")
+    return parse_duration(value)
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = _duration(value)
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_positive_duration)]
+# 0s allowed (a grace or a data delay of nothing); durations have no sign.
+NonNegativeDuration = Annotated[float, BeforeValidator(_duration)]
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _per_plan(value: Any) -> bool | str:
+    """true and false as pydantic reads a bool (yes, no, 1, 0 too), or the word auto."""
+    if value == "auto":
+        return "auto"
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        raise ValueError("must be true, false or auto") from None
+
+
+PerPlan = Annotated[bool | Literal["auto"], BeforeValidator(_per_plan)]
+DrilldownMaxPlans = Annotated[int, Field(ge=1)]
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
+
+
+def _zone_name(zone: str) -> str:
+    load_zone(zone)
+    return zone
+
+
+# An IANA zone name, checked when the config loads and kept as written.
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
+Plan = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ThresholdPair(_Model):
+    warning: Duration | None = None
+    critical: Duration | None = None
+
+
+# A count of polls; 0 turns the severity off (unset inherits, as durations do).
+Count = Annotated[int, Field(ge=0, strict=True)]
+
+
+class CountThresholdPair(_Model):
+    warning: Count | None = None
+    critical: Count | None = None
+
+
+class Thresholds(_Model):
+    data_lag: ThresholdPair = ThresholdPair()
+    refresh_age: ThresholdPair = ThresholdPair()
+    refreshes_without_new_data: CountThresholdPair = CountThresholdPair()
+
+
+DEFAULT_THRESHOLDS = Thresholds.model_validate(
+    {
+        "data_lag": {"warning": "26h", "critical": "50h"},
+        "refresh_age": {"warning": "25h", "critical": "49h"},
+        "refreshes_without_new_data": {"warning": 3},
+    }
+)
+
+
+# A refresh is due this long after its cron fire unless schedule.grace says otherwise.
+DEFAULT_GRACE = 3600.0
+
+
+class ScheduleSettings(_Model):
+    # "" removes a refresh_cron inherited from defaults.schedule.
+    refresh_cron: str | None = None
+    timezone: ZoneName | None = None
+    grace: NonNegativeDuration | None = None
+
+    @field_validator("refresh_cron")
+    @classmethod
+    def _check_cron(cls, expression: str | None) -> str | None:
+        if expression:
+            cron_trigger(expression, UTC)
+        return expression
+
+
+class Defaults(_Model):
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    max_backoff: Duration = DEFAULT_MAX_BACKOFF
+    drilldown_max_plans: DrilldownMaxPlans = DEFAULT_DRILLDOWN_MAX_PLANS
+    thresholds: Thresholds = Thresholds()
+    labels: RawLabels = {}
+    schedule: ScheduleSettings = ScheduleSettings()
+    data_granularity: Granularity | None = None
+    expected_data_delay: NonNegativeDuration | None = None
+
+
+def _header_value(value: str) -> str:
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# Sent as an HTTP header: a CR LF in it would start a header of its own.
+HeaderValue = Annotated[str, Field(min_length=1), AfterValidator(_header_value)]
+
+
+def auth_value_problem(secret: str, auth_type: AuthType) -> str | None:
+    """Why an auth value cannot be used, inline or from a file: it is sent as a header, and a
+    credential too short to be masked wherever it occurs in a log line is refused. A UID or an
+    ACCOUNT names a user and may be short (masked then only as a whole word)."""
+    problem = header_value_problem(secret)
+    if problem is None and auth_type in (AuthType.TOKEN, AuthType.APIKEY):
+        problem = short_secret_problem(secret)
+    return problem
+
+
+class AuthSettings(_Model):
+    type: AuthType
+    value: SecretStr | None = None
+    value_file: Path | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _check_value(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            # An invalid type has its own error; the value is then held to a credential's rules.
+            auth_type = info.data.get("type", AuthType.APIKEY)
+            problem = auth_value_problem(value.get_secret_value(), auth_type)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AuthSettings:
+        if (self.value is None) == (self.value_file is None):
+            raise ValueError("set exactly one of value or value_file")
+        if self.value is not None and not self.value.get_secret_value():
+            raise ValueError("value must not be empty")
+        return self
+
+
+class TLSSettings(_Model):
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+
+class TargetSettings(_Model):
+    name: Name
+    url: str
+    tenant_id: HeaderValue
+    auth: AuthSettings
+    timezone: ZoneName | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 8
+    rate_limit: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    timeout: Duration | None = None
+    tls: TLSSettings = TLSSettings()
+    # Prometheus' proxy keys, checked and resolved by exporter/proxy.py.
+    proxy_url: str | None = None
+    no_proxy: str | None = None
+    proxy_from_environment: bool = False
+    proxy_connect_header: dict[str, list[SecretStr]] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; use auth")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return url.rstrip("/")
+
+
+class GroupSettings(_Model):
+    name: Name
+    target: Name
+    plan_ids: list[Plan] | None = None
+    plan_names: list[Plan] | None = None
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    max_backoff: Duration | None = None
+    per_plan: PerPlan = False
+    drilldown_max_plans: DrilldownMaxPlans | None = None
+    thresholds: Thresholds = Thresholds()
+    labels: RawLabels = {}
+    schedule: ScheduleSettings = ScheduleSettings()
+    data_granularity: Granularity | None = None
+    expected_data_delay: NonNegativeDuration | None = None
+
+    @model_validator(mode="after")
+    def _one_plan_list(self) -> GroupSettings:
+        if (self.plan_ids is None) == (self.plan_names is None):
+            raise ValueError("set exactly one of plan_ids or plan_names")
+        return self
+
+
+class ConfigFile(_Model):
+    defaults: Defaults = Defaults()
+    targets: list[TargetSettings]
+    groups: list[GroupSettings] = []
+
+
+# --- the resolved configuration ---------------------------------------------------------------
