@@ -13,7 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from exporter.clock import FixedClock
 from exporter.config.model import Target
+from exporter.state import SnapshotStore
+from tests.helpers.builders import NOW
+from tests.helpers.pki import Pki, make_pki
 
 # Unit tests of these packages open no sockets: every CanClient they build (through the poller
 # or the live check) sends through httpx's own transport, which pytest-httpx fakes. The daemon
@@ -33,6 +37,23 @@ def _can_on_httpx_transport(
 ) -> None:
     if request.path.relative_to(_TESTS).parts[0] in _CAN_FAKED_IN:
         monkeypatch.setattr("exporter.can.client.default_transport", _httpx_transport)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock stopped at NOW (2024-09-02 04:00 UTC); tests move it by hand."""
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def store() -> SnapshotStore:
+    return SnapshotStore()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A CA with a server and a client certificate for 127.0.0.1, in files under tmp_path."""
+    return make_pki(tmp_path / "tls")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from exporter.can.models import LATEST_TIME_PATH
 from exporter.config.load import parse_config
 from exporter.config.model import PlanKey
 from tests.faults.rawcan import RawCan
-from tests.helpers.pki import Pki, make_pki
+from tests.helpers.pki import Pki
 from tests.integration.processes import Exporter, Simulator, free_port
 from tests.integration.tinyproxy import Tinyproxy
 from tests.integration.wiretap import Wiretap
@@ -55,11 +55,6 @@ def tinyproxy_with_auth(tmp_path: Path) -> Iterator[Tinyproxy]:
     proxy = Tinyproxy(tmp_path / "tinyproxy", basic_auth=(PROXY_USER, PROXY_PASSWORD))
     yield proxy
     proxy.stop()
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "pki")
 
 
 @pytest.fixture

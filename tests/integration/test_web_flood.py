@@ -22,6 +22,7 @@ import bcrypt
 import httpx
 import pytest
 
+from tests.helpers.fakes import replace_file
 from tests.integration.processes import Exporter, free_port, one_quiet_group_config
 
 pytestmark = pytest.mark.integration
@@ -59,16 +60,10 @@ class EventLike(Protocol):
     def set(self) -> None: ...
 
 
-def write(path: Path, text: str) -> None:
-    new = path.with_name(path.name + ".new")
-    new.write_text(text)
-    os.replace(new, path)
-
-
 def start(tmp_path: Path, web_config: str, **client_options: object) -> Exporter:
     config = tmp_path / "exporter.yml"
     config.write_text(one_quiet_group_config(free_port()))
-    write(tmp_path / "web.yml", web_config)
+    replace_file(tmp_path / "web.yml", web_config)
     args = ["--config.file", str(config), "--web.config.file", str(tmp_path / "web.yml")]
     return Exporter([*args, "--log.level", "debug"], tmp_path, client_options=client_options)
 
@@ -214,18 +209,18 @@ def test_rate_limit_refuses_past_the_burst_and_follows_the_file(tmp_path: Path) 
     # Room for the readiness checks first; then a small burst, written while it runs.
     process = start(tmp_path, "rate_limit: {interval: 1h, burst: 1000}\n")
     try:
-        write(tmp_path / "web.yml", "rate_limit: {interval: 1h, burst: 3}\n")
+        replace_file(tmp_path / "web.yml", "rate_limit: {interval: 1h, burst: 3}\n")
         time.sleep(RELOAD_CHECK_SECONDS)
         assert scrape_statuses(process, 4) == [200, 200, 200, 429]
         refused = httpx.get(f"{process.url}/metrics", timeout=5.0)
         assert refused.status_code == 429
         assert refused.text == "Too Many Requests\n"
 
-        write(tmp_path / "web.yml", "rate_limit: {interval: 1h, burst: 5}\n")
+        replace_file(tmp_path / "web.yml", "rate_limit: {interval: 1h, burst: 5}\n")
         time.sleep(RELOAD_CHECK_SECONDS)
         assert scrape_statuses(process, 6) == [200] * 5 + [429]
 
-        write(tmp_path / "web.yml", "rate_limit: {interval: 0}\n")
+        replace_file(tmp_path / "web.yml", "rate_limit: {interval: 0}\n")
         time.sleep(RELOAD_CHECK_SECONDS)
         assert set(scrape_statuses(process, 20)) == {200}
     finally:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.helpers.pki import Pki, make_pki, write_server_cert
+from tests.helpers.pki import Pki, write_server_cert
 from tests.integration.processes import (
     Exporter,
     free_port,
@@ -57,11 +57,6 @@ http_server_config:
   headers:
     X-Frame-Options: deny
 """
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "tls")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -29,23 +28,6 @@ TWO_GROUPS = """
   - {name: a, target: prod, plan_ids: [p1]}
   - {name: b, target: prod, plan_ids: [p2]}
 """
-
-
-@pytest.fixture
-def store() -> SnapshotStore:
-    return SnapshotStore()
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
-
-
-@pytest.fixture
-async def poller(store: SnapshotStore, clock: FixedClock) -> AsyncIterator[Poller]:
-    poller = Poller(store, clock)
-    yield poller
-    await poller.stop(grace_seconds=1)
 
 
 def _config(groups: str = TWO_GROUPS, secret: str = "s3cret-value") -> Config:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from exporter.clock import FixedClock
 from exporter.config.model import Config
@@ -22,14 +19,6 @@ def _config(groups: int, interval: str = "1m") -> Config:
         for n in range(groups)
     )
     return config_for("http://can.test", lines or "  []")
-
-
-@pytest.fixture
-async def poller() -> AsyncIterator[Poller]:
-    # Not started: no poll goes out, jobs wait in the scheduler.
-    poller = Poller(SnapshotStore(), FixedClock(NOW))
-    yield poller
-    await poller.stop(grace_seconds=1)
 
 
 async def _watch_while(work: asyncio.Task[None], poller: Poller) -> set[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -37,21 +36,13 @@ class FixedDraw(random.Random):
 
 
 @pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
+def poller_rng() -> random.Random:
+    return FixedDraw()
 
 
-@pytest.fixture
-def store() -> SnapshotStore:
-    return SnapshotStore()
-
-
-@pytest.fixture
-async def poller(store: SnapshotStore, clock: FixedClock) -> AsyncIterator[Poller]:
-    poller = Poller(store, clock, rng=FixedDraw())
+@pytest.fixture(autouse=True)
+def _groups_applied(poller: Poller) -> None:
     poller.apply(_config())
-    yield poller
-    await poller.stop(grace_seconds=1)
 
 
 def _config(groups: str = GROUPS) -> Config:

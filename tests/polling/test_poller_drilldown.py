@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 
 import httpx
@@ -98,23 +98,6 @@ class FakeCan:
     def take(self) -> list[list[str]]:
         asked, self.asked = self.asked, []
         return asked
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
-
-
-@pytest.fixture
-def store() -> SnapshotStore:
-    return SnapshotStore()
-
-
-@pytest.fixture
-async def poller(store: SnapshotStore, clock: FixedClock) -> AsyncIterator[Poller]:
-    poller = Poller(store, clock)
-    yield poller
-    await poller.stop(grace_seconds=1)
 
 
 @pytest.fixture

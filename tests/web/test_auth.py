@@ -7,7 +7,6 @@ aiohttp's real request pipeline, which mocked requests skip.
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from exporter.web.config import WebConfig
 from exporter.web.passwordchecks import MAX_PENDING_CHECKS_PER_CLIENT, CheckQueue, ChecksBusyError
 from exporter.web.security import WebSecurity
 from tests.helpers.builders import NOW, make_group, make_reading
+from tests.helpers.fakes import basic_auth
 
 PASSWORD = "pr0metheus-Scrape-9a"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -36,12 +36,7 @@ HEADERS = {"X-Frame-Options": "deny", "Strict-Transport-Security": "max-age=6307
 METRIC = "aloudata_can_data_lag_seconds"
 
 
-def basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-RIGHT = basic("prometheus", PASSWORD)
+RIGHT = basic_auth("prometheus", PASSWORD)
 
 
 class Reloads:
@@ -95,11 +90,11 @@ EVERY_PATH = [*PATHS, ("POST", "/-/reload"), ("GET", "/no-such-page"), ("HEAD", 
     "headers",
     [
         pytest.param({}, id="no header"),
-        pytest.param(basic("prometheus", "wrong"), id="wrong password"),
-        pytest.param(basic("prometheus", ""), id="empty password"),
-        pytest.param(basic("mallory", PASSWORD), id="unknown user"),
-        pytest.param(basic("Prometheus", PASSWORD), id="user name case"),
-        pytest.param(basic("prometheus", PASSWORD + " "), id="password plus a space"),
+        pytest.param(basic_auth("prometheus", "wrong"), id="wrong password"),
+        pytest.param(basic_auth("prometheus", ""), id="empty password"),
+        pytest.param(basic_auth("mallory", PASSWORD), id="unknown user"),
+        pytest.param(basic_auth("Prometheus", PASSWORD), id="user name case"),
+        pytest.param(basic_auth("prometheus", PASSWORD + " "), id="password plus a space"),
         pytest.param({"Authorization": "Bearer x"}, id="other scheme"),
         pytest.param({"Authorization": "Basic !!!"}, id="bad base64"),
     ],
@@ -181,7 +176,7 @@ async def test_checks_run_on_the_dedicated_thread(
     app, _ = _web_app(WebConfig(users={"prometheus": SecretStr(HASH)}), reloads)
     async with TestClient(TestServer(app.application(), host="127.0.0.1")) as test_client:
         assert (await test_client.get("/healthz", headers=RIGHT)).status == 200
-        assert (await test_client.get("/healthz", headers=basic("x", "y"))).status == 401
+        assert (await test_client.get("/healthz", headers=basic_auth("x", "y"))).status == 401
     assert len(threads) == 2
     assert all(name.startswith("basic-auth") for name in threads)
 
@@ -192,7 +187,7 @@ async def test_app_cleanup_stops_the_executor(reloads: Reloads) -> None:
         assert (await test_client.get("/healthz", headers=RIGHT)).status == 200
     assert security.auth is not None
     with pytest.raises(RuntimeError, match="shutdown"):
-        await security.auth.verify(basic("prometheus", "other")["Authorization"])
+        await security.auth.verify(basic_auth("prometheus", "other")["Authorization"])
 
 
 class BlockingCheckpw:
@@ -231,7 +226,9 @@ async def test_busy_checks_get_429_at_once_and_cached_credentials_still_get_in(
         blocking.release.clear()
         # Every request here comes from 127.0.0.1: two wrong passwords fill its slots.
         flood = [
-            asyncio.create_task(test_client.get("/metrics", headers=basic("prometheus", f"x{n}")))
+            asyncio.create_task(
+                test_client.get("/metrics", headers=basic_auth("prometheus", f"x{n}"))
+            )
             for n in range(MAX_PENDING_CHECKS_PER_CLIENT)
         ]
         await blocking.wait_started()
@@ -239,13 +236,13 @@ async def test_busy_checks_get_429_at_once_and_cached_credentials_still_get_in(
             if security.checks.pending == MAX_PENDING_CHECKS_PER_CLIENT:
                 break
             await asyncio.sleep(0.01)
-        refused = await test_client.get("/metrics", headers=basic("prometheus", "guess"))
+        refused = await test_client.get("/metrics", headers=basic_auth("prometheus", "guess"))
         assert refused.status == 429
         assert await refused.text() == CHECKS_BUSY
         assert "WWW-Authenticate" not in refused.headers
         assert refused.headers["X-Frame-Options"] == "deny"
         # Unknown users are refused alike: a full queue tells nothing about who exists.
-        assert (await test_client.get("/", headers=basic("mallory", "x"))).status == 429
+        assert (await test_client.get("/", headers=basic_auth("mallory", "x"))).status == 429
         # The cached credentials need no check: answered while the flood's checks hang.
         scrape = await test_client.get("/metrics", headers=RIGHT)
         assert scrape.status == 200
@@ -284,7 +281,7 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 
 
 def header(user: str, password: str) -> str:
-    return basic(user, password)["Authorization"]
+    return basic_auth(user, password)["Authorization"]
 
 
 async def test_success_is_cached(checkpw: CountingCheckpw) -> None:

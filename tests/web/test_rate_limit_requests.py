@@ -6,8 +6,6 @@ refill and a reload happen exactly when a test moves the clock.
 
 from __future__ import annotations
 
-import base64
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -24,32 +22,14 @@ from exporter.web.app import WebApp, WebOptions
 from exporter.web.config import load_web_config
 from exporter.web.security import WebSecurity
 from tests.helpers.builders import NOW
+from tests.helpers.fakes import FakeMonotonic, basic_auth, replace_file
 
 PASSWORD = "limit-Me-7x"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 USERS = f"basic_auth_users: {{prometheus: '{HASH}'}}\n"
 
 
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-RIGHT = basic("prometheus", PASSWORD)
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def write(path: Path, text: str) -> None:
-    """Replace the file as editors and Kubernetes do: a new inode renamed into place."""
-    new = path.with_name(path.name + ".new")
-    new.write_text(text)
-    os.replace(new, path)
+RIGHT = basic_auth("prometheus", PASSWORD)
 
 
 async def _no_reload() -> list[str]:
@@ -71,7 +51,7 @@ class Server:
 
     def rewrite(self, text: str) -> None:
         """A new file, seen by the next request's change check."""
-        write(self.path, text)
+        replace_file(self.path, text)
         self.clock.now += 1.0
 
 
@@ -84,8 +64,8 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
 
     async def start(text: str) -> Server:
         path = tmp_path / "web.yml"
-        write(path, text)
-        clock = FakeMonotonic()
+        replace_file(path, text)
+        clock = FakeMonotonic(500.0)
         security = WebSecurity(load_web_config(path), check_interval=1.0, monotonic=clock)
         store = SnapshotStore()
         app = WebApp(
@@ -145,7 +125,7 @@ async def test_the_limit_comes_before_basic_auth(
     server = await serve(USERS + "rate_limit: {interval: 1h, burst: 2}\n")
     # Requests without credentials take tokens too, as in exporter-toolkit.
     assert await server.statuses(1) == [401]
-    assert await server.statuses(1, headers=basic("prometheus", "wrong")) == [401]
+    assert await server.statuses(1, headers=basic_auth("prometheus", "wrong")) == [401]
     # The right credentials get 429 once the bucket is empty, and cost no bcrypt check.
     assert await server.statuses(2, headers=RIGHT) == [429, 429]
     assert checks == [b"wrong"]

@@ -17,24 +17,12 @@ import trustme
 
 from exporter.web.config import ClientAuthType, load_web_config
 from exporter.web.security import WebSecurity
-from tests.helpers.pki import Pki, make_pki, write_server_cert
+from tests.helpers.fakes import FakeMonotonic, replace_file
+from tests.helpers.pki import Pki, write_server_cert
 
 PASSWORD = "rotate-Me-3x"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 OTHER_HASH = bcrypt.hashpw(b"other", bcrypt.gensalt(rounds=4)).decode()
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "tls")
 
 
 @pytest.fixture
@@ -45,13 +33,6 @@ def clock() -> FakeMonotonic:
 @pytest.fixture
 def web_yml(tmp_path: Path) -> Path:
     return tmp_path / "web.yml"
-
-
-def write(path: Path, text: str) -> None:
-    """Replace the file as editors and Kubernetes do: a new inode renamed into place."""
-    new = path.with_name(path.name + ".new")
-    new.write_text(text)
-    os.replace(new, path)
 
 
 def tls_section(*extra: str) -> str:
@@ -65,7 +46,7 @@ def tls_section(*extra: str) -> str:
 
 @pytest.fixture
 def security(web_yml: Path, clock: FakeMonotonic) -> Iterator[WebSecurity]:
-    write(web_yml, f"basic_auth_users: {{alice: '{HASH}'}}\n")
+    replace_file(web_yml, f"basic_auth_users: {{alice: '{HASH}'}}\n")
     web_security = WebSecurity(load_web_config(web_yml), check_interval=1.0, monotonic=clock)
     yield web_security
     web_security.close()
@@ -89,7 +70,7 @@ def test_a_changed_file_applies_after_the_check_interval(
 ) -> None:
     caplog.set_level(logging.INFO, logger="exporter.web")
     first_auth = security.auth
-    write(
+    replace_file(
         web_yml,
         f"basic_auth_users: {{alice: '{HASH}', bob: '{OTHER_HASH}'}}\n"
         "http_server_config: {headers: {X-Frame-Options: deny}}\n",
@@ -123,7 +104,7 @@ def test_removing_the_users_turns_basic_auth_off(
     security: WebSecurity, web_yml: Path, clock: FakeMonotonic
 ) -> None:
     assert security.auth is not None
-    write(web_yml, "http_server_config: {headers: {X-Frame-Options: deny}}\n")
+    replace_file(web_yml, "http_server_config: {headers: {X-Frame-Options: deny}}\n")
     clock.now += 1
     security.refresh()
     assert security.auth is None
@@ -133,7 +114,7 @@ def test_a_header_only_change_keeps_the_auth_cache(
     security: WebSecurity, web_yml: Path, clock: FakeMonotonic
 ) -> None:
     auth = security.auth
-    write(
+    replace_file(
         web_yml,
         f"basic_auth_users: {{alice: '{HASH}'}}\n"
         "http_server_config: {headers: {X-Frame-Options: sameorigin}}\n",
@@ -148,7 +129,7 @@ def test_a_broken_file_keeps_the_running_config_and_logs_once(
     security: WebSecurity, web_yml: Path, clock: FakeMonotonic, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="exporter.web")
-    write(web_yml, f"basic_auth_users: {{alice: '{HASH}', bob: {PASSWORD}}}\n")
+    replace_file(web_yml, f"basic_auth_users: {{alice: '{HASH}', bob: {PASSWORD}}}\n")
     for _ in range(3):  # retried at every check, logged once
         clock.now += 1
         security.refresh()
@@ -160,7 +141,7 @@ def test_a_broken_file_keeps_the_running_config_and_logs_once(
     ]
     assert PASSWORD not in caplog.text
 
-    write(web_yml, f"basic_auth_users: {{alice: '{HASH}', bob: '{OTHER_HASH}'}}\n")
+    replace_file(web_yml, f"basic_auth_users: {{alice: '{HASH}', bob: '{OTHER_HASH}'}}\n")
     clock.now += 1
     security.refresh()
     assert users(security) == ["alice", "bob"]
@@ -177,7 +158,7 @@ def test_a_deleted_file_keeps_the_running_config(
 
 
 def test_no_source_no_reload(clock: FakeMonotonic, web_yml: Path) -> None:
-    write(web_yml, f"basic_auth_users: {{alice: '{HASH}'}}\n")
+    replace_file(web_yml, f"basic_auth_users: {{alice: '{HASH}'}}\n")
     config = load_web_config(web_yml)
     security = WebSecurity(type(config)(users=config.users), check_interval=0, monotonic=clock)
     try:
@@ -219,7 +200,7 @@ def handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> dict[str, objec
 
 @pytest.fixture
 def tls_security(pki: Pki, web_yml: Path, clock: FakeMonotonic) -> Iterator[WebSecurity]:
-    write(web_yml, tls_section())
+    replace_file(web_yml, tls_section())
     web_security = WebSecurity(load_web_config(web_yml), check_interval=1.0, monotonic=clock)
     yield web_security
     web_security.close()
@@ -274,7 +255,7 @@ def test_half_rotated_files_keep_the_old_certificate_until_both_are_there(
 def test_client_ca_rotation_without_a_restart(
     pki: Pki, web_yml: Path, clock: FakeMonotonic
 ) -> None:
-    write(
+    replace_file(
         web_yml,
         tls_section(
             "client_auth_type: RequireAndVerifyClientCert", "client_ca_file: tls/client-ca.crt"
@@ -304,7 +285,7 @@ def test_restart_only_changes_are_logged_and_not_applied(
     clock: FakeMonotonic,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    write(
+    replace_file(
         web_yml,
         tls_section(
             "client_auth_type: RequireAndVerifyClientCert",
@@ -327,7 +308,7 @@ def test_restart_only_changes_are_logged_and_not_applied(
 def test_turning_tls_off_needs_a_restart(
     tls_security: WebSecurity, web_yml: Path, clock: FakeMonotonic, caplog: pytest.LogCaptureFixture
 ) -> None:
-    write(web_yml, f"basic_auth_users: {{alice: '{HASH}'}}\n")
+    replace_file(web_yml, f"basic_auth_users: {{alice: '{HASH}'}}\n")
     clock.now += 1
     tls_security.refresh()
     assert tls_security.config.tls_enabled
@@ -338,7 +319,7 @@ def test_turning_tls_off_needs_a_restart(
 def test_turning_tls_on_needs_a_restart(
     security: WebSecurity, pki: Pki, web_yml: Path, clock: FakeMonotonic
 ) -> None:
-    write(web_yml, tls_section())
+    replace_file(web_yml, tls_section())
     clock.now += 1
     security.refresh()
     assert not security.config.tls_enabled

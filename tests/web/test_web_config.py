@@ -26,6 +26,8 @@ HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 TLS = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
 
 
+# One PKI for the module (it only reads the files): the shared per-test one costs a second
+# of key generation per test.
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
