@@ -16,7 +16,8 @@ from typing import Self
 from aiohttp import web
 
 from exporter.can.models import LATEST_TIME_PATH
-from exporter.simulator.scenario import Scenario, compute_reply
+from exporter.simulator.reply import compute_reply
+from exporter.simulator.scenario import Scenario
 
 HEALTH_PATH = "/-/healthy"
 # What the simulator has served, as JSON: for benchmarks that count the connections a client opened.

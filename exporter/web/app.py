@@ -9,13 +9,11 @@ headers.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -24,19 +22,11 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 from prometheus_client.registry import Collector
 
-from exporter import __version__
 from exporter.clock import Clock
 from exporter.listen import ListenAddress
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.report import (
-    Severity,
-    describe_findings,
-    describe_status,
-    findings,
-    format_age,
-    format_until,
-)
-from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot
+from exporter.state import SnapshotStore
+from exporter.web.landing import render_landing_page
 from exporter.web.passwordchecks import ChecksBusyError
 from exporter.web.security import WebSecurity
 
@@ -231,64 +221,6 @@ class WebApp:
             self._store.targets(),
         )
         return web.Response(text=page, content_type="text/html")
-
-
-def render_landing_page(
-    snapshots: list[GroupSnapshot],
-    now: datetime,
-    telemetry_path: str,
-    targets: Sequence[TargetSnapshot] = (),
-) -> str:
-    rows = "\n".join(_landing_row(snapshot, now) for snapshot in snapshots)
-    path = html.escape(telemetry_path)
-    circuits = "".join(
-        f'<p class="fail">Target {html.escape(target.name)}: every group is failing; polls are '
-        "held back to one probe at a time until CAN answers.</p>\n"
-        for target in targets
-        if target.circuit_open
-    )
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Aloudata CAN exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
-.ok{{color:#2a7}}.warn{{color:#b70}}.fail{{color:#c33}}</style></head>
-<body><h1>Aloudata CAN exporter</h1>
-<p>Version {html.escape(__version__)}.
-<a href="{path}">Metrics</a> · <a href="/healthz">Health</a> · <a href="/readyz">Readiness</a></p>
-{circuits}<table><thead><tr><th>Target</th><th>Group</th><th>Plans</th><th>Last poll</th>
-<th>Data lag</th><th>Refresh age</th><th>Not ready</th><th>Next poll</th><th>Attention</th>
-</tr></thead>
-<tbody>
-{rows}
-</tbody></table></body></html>
-"""
-
-
-def _landing_row(snapshot: GroupSnapshot, now: datetime) -> str:
-    group = snapshot.group
-    status = describe_status(snapshot)
-    css = "ok" if snapshot.poll_success else "fail"
-    reading = snapshot.reading
-    cells = [
-        group.target,
-        group.name,
-        str(len(group.plans)),
-        status,
-        format_age(reading.latest_data_time if reading else None, now),
-        format_age(reading.latest_refresh_time if reading else None, now),
-        ("yes" if reading.has_not_ready else "no") if reading else "-",
-        format_until(snapshot.next_poll_time, now),
-    ]
-    tds = "".join(
-        f'<td class="{css}">{html.escape(cell)}</td>'
-        if index == 3
-        else f"<td>{html.escape(cell)}</td>"
-        for index, cell in enumerate(cells)
-    )
-    found = findings(snapshot, now)
-    level = "" if not found else "fail" if found[0].severity is Severity.CRITICAL else "warn"
-    attention = html.escape(describe_findings(found))
-    tds += f'<td class="{level}">{attention}</td>' if level else f"<td>{attention}</td>"
-    return f"<tr>{tds}</tr>"
 
 
 def _choose_encoder(accept: str) -> tuple[Encoder, str]:

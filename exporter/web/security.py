@@ -11,15 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from exporter.web.auth import BasicAuth
-from exporter.web.config import (
-    TLSSettings,
-    WebConfig,
-    WebConfigError,
-    build_ssl_context,
-    load_web_config,
-)
+from exporter.web.config import WebConfig, WebConfigError, load_web_config
 from exporter.web.passwordchecks import CheckQueue
 from exporter.web.ratelimit import RateLimit, TokenBucket
+from exporter.web.tls import TLSSettings, build_ssl_context
 
 # The web server's logger: these lines are part of what it says.
 log = logging.getLogger("exporter.web")

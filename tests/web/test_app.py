@@ -23,7 +23,8 @@ from exporter.daemon.settings import ListenAddress
 from exporter.metrics.declarations import ExporterMetrics
 from exporter.metrics.exposition import Exposition
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
-from exporter.web.app import WebApp, WebOptions, render_landing_page
+from exporter.web.app import WebApp, WebOptions
+from exporter.web.landing import render_landing_page
 from tests.helpers.builders import NOW, make_group, make_reading
 
 

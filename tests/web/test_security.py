@@ -15,8 +15,9 @@ import bcrypt
 import pytest
 import trustme
 
-from exporter.web.config import ClientAuthType, load_web_config
+from exporter.web.config import load_web_config
 from exporter.web.security import WebSecurity
+from exporter.web.tls import ClientAuthType
 from tests.helpers.fakes import FakeMonotonic, replace_file
 from tests.helpers.pki import Pki, write_server_cert
 

@@ -8,17 +8,9 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.web.config import (
-    ClientAuthType,
-    TLSSettings,
-    TLSVersionName,
-    WebConfig,
-    WebConfigError,
-    build_ssl_context,
-    load_web_config,
-    parse_web_config,
-)
+from exporter.web.config import WebConfig, WebConfigError, load_web_config, parse_web_config
 from exporter.web.ratelimit import RateLimit
+from exporter.web.tls import ClientAuthType, TLSSettings, TLSVersionName, build_ssl_context
 from tests.helpers.pki import Pki, make_pki
 
 PASSWORD = "c0rrect-h0rse-Battery"
