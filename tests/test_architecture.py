@@ -97,3 +97,13 @@ def test_every_package_says_what_it_owns_and_may_import(package: str) -> None:
     docstring = (ROOT / "exporter" / package / "__init__.py").read_text()
     assert docstring.startswith('"""')
     assert "May import" in docstring
+
+
+# A module past this is doing two jobs (STYLE.md); split it rather than raise the bound.
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_400_lines() -> None:
+    sizes = {module: len(path.read_text().splitlines()) for module, path in modules().items()}
+    assert {module: lines for module, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
+    assert max(sizes.values()) > MAX_MODULE_LINES // 2  # the walk found the real modules
