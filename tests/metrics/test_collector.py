@@ -17,7 +17,7 @@ from exporter.clock import FixedClock
 from exporter.config.labels import RESERVED_LABELS
 from exporter.config.model import ThresholdValues
 from exporter.metrics.collector import CanCollector
-from exporter.metrics.declarations import ExporterMetrics
+from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.state import (
     GroupSnapshot,
     PlanSnapshot,
