@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from exporter.clock import Clock
 from exporter.config.errors import ConfigError
 from exporter.config.model import Config
-from exporter.metrics.declarations import ExporterMetrics
+from exporter.metrics.selfmetrics import ExporterMetrics
 
 log = logging.getLogger("exporter")
 

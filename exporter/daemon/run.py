@@ -47,9 +47,9 @@ from exporter.daemon.reloading import (
 from exporter.daemon.settings import Settings
 from exporter.daemon.signals import Lifecycle, SignalInbox, StopRequestedError
 from exporter.logs import LogSetup
-from exporter.metrics.declarations import ExporterMetrics
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.report import render_table
+from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.polling.poller import Poller
 from exporter.state import SnapshotStore
 from exporter.web.app import WebApp, WebOptions

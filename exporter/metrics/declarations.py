@@ -1,229 +1,333 @@
-"""Every metric the exporter publishes: names, HELP texts and labels, in one place.
+"""Every metric the exporter publishes, declared once: name, type, help, labels and level.
 
-The names and labels are a public contract: users' alert rules and dashboards use them.
+The names, types and labels are a public contract: users' alert rules and dashboards use them.
+The collector and the fast text exposition build their families from these declarations, the
+README's metrics reference and the rules and dashboards lint are tested against them. ``ALL``
+holds them in the order they are exposed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry, Gauge
-
-from exporter import __version__
-from exporter.config.sharding import UNSHARDED, Shard
-
-TARGET_LABELS = ("target",)
-GROUP_LABELS = ("target", "group")
-PLAN_LABELS = ("target", "group", "plan")
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 
-@dataclass(frozen=True, slots=True)
+class MetricType(StrEnum):
+    GAUGE = "gauge"
+    COUNTER = "counter"
+    HISTOGRAM = "histogram"
+
+
+class Level(StrEnum):
+    """Which family of series a metric belongs to: what one of its series stands for."""
+
+    TARGET = "target"
+    GROUP = "group"
+    PLAN = "plan"
+    EXPORTER = "exporter"
+
+
+GAUGE, COUNTER, HISTOGRAM = MetricType.GAUGE, MetricType.COUNTER, MetricType.HISTOGRAM
+TARGET, GROUP, PLAN, EXPORTER = Level.TARGET, Level.GROUP, Level.PLAN, Level.EXPORTER
+
+# The labels every series of a level carries, in the order they are given.
+LEVEL_LABELS: dict[Level, tuple[str, ...]] = {
+    TARGET: ("target",),
+    GROUP: ("target", "group"),
+    PLAN: ("target", "group", "plan"),
+    EXPORTER: (),
+}
+
+
+# eq=False: each metric is one object, hashed by identity, a cheap key for the renderers.
+@dataclass(frozen=True, slots=True, eq=False)
 class MetricSpec:
+    # A counter's without _total: prometheus_client appends it (see exposed_name).
     name: str
+    type: MetricType
+    level: Level
+    # HELP: what the value is, naming the original CAN field.
     help: str
-    labels: tuple[str, ...]
+    # Labels beyond the level's: a fixed enum such as severity or reason.
+    extra_labels: tuple[str, ...] = ()
+    # The level's labels, then the extra ones.
+    labels: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", LEVEL_LABELS[self.level] + self.extra_labels)
+
+    @property
+    def exposed_name(self) -> str:
+        """The name in the exposition: a counter's with ``_total``."""
+        return f"{self.name}_total" if self.type is COUNTER else self.name
+
+    @property
+    def unit(self) -> str:
+        """The base unit the name ends with (STYLE.md section 6): ``seconds`` for durations
+        and ages, ``timestamp_seconds`` for Unix times, ``""`` for counts and 0/1 states."""
+        for unit in ("timestamp_seconds", "seconds"):
+            if self.name.endswith(f"_{unit}"):
+                return unit
+        return ""
 
 
 _FROM_LAST_POLL = "from the last successful poll"
 
+# -- Group level: labels target and group ----------------------------------------------------
+
 GROUP_INFO = MetricSpec(
     "aloudata_can_group_info",
+    GAUGE,
+    GROUP,
     "Constant 1 for each group the exporter polls, labelled with the group's labels from its configuration (e.g. team, owner; none when it has none), to join onto its other series on target and group.",  # noqa: E501
-    GROUP_LABELS,
 )
-
 DATA_LAG = MetricSpec(
     "aloudata_can_data_lag_seconds",
+    GAUGE,
+    GROUP,
     f"Seconds from CAN's latestDateTime (the oldest data time over the group's plans, {_FROM_LAST_POLL}) to now; computed at scrape time.",  # noqa: E501
-    GROUP_LABELS,
 )
 REFRESH_AGE = MetricSpec(
     "aloudata_can_refresh_age_seconds",
+    GAUGE,
+    GROUP,
     f"Seconds from CAN's latestRefreshTime (the latest refresh task end, {_FROM_LAST_POLL}) to now; computed at scrape time.",  # noqa: E501
-    GROUP_LABELS,
 )
 NOT_READY = MetricSpec(
     "aloudata_can_not_ready",
+    GAUGE,
+    GROUP,
     f"1 when CAN's hasNotReady is true {_FROM_LAST_POLL}: a materialized table was never refreshed or has empty partitions.",  # noqa: E501
-    GROUP_LABELS,
 )
 LATEST_DATA_TIMESTAMP = MetricSpec(
     "aloudata_can_latest_data_timestamp_seconds",
+    GAUGE,
+    GROUP,
     f"CAN's latestDateTime {_FROM_LAST_POLL}, as a Unix timestamp.",
-    GROUP_LABELS,
 )
 LATEST_REFRESH_TIMESTAMP = MetricSpec(
     "aloudata_can_latest_refresh_timestamp_seconds",
+    GAUGE,
+    GROUP,
     f"CAN's latestRefreshTime {_FROM_LAST_POLL}, as a Unix timestamp.",
-    GROUP_LABELS,
 )
 POLL_SUCCESS = MetricSpec(
     "aloudata_can_poll_success",
+    GAUGE,
+    GROUP,
     "1 when the last poll of the group gave a valid reading, else 0.",
-    GROUP_LABELS,
 )
 LAST_SUCCESS_TIMESTAMP = MetricSpec(
     "aloudata_can_last_success_timestamp_seconds",
+    GAUGE,
+    GROUP,
     "Unix time of the group's last successful poll.",
-    GROUP_LABELS,
-)
-POLL_DURATION = MetricSpec(
-    "aloudata_can_poll_duration_seconds",
-    "Duration of the group's requests to CAN, without the wait for a free connection slot.",
-    GROUP_LABELS,
-)
-POLL_ERRORS = MetricSpec(
-    "aloudata_can_poll_errors",  # exposed as aloudata_can_poll_errors_total
-    "Failed polls of the group, by reason.",
-    (*GROUP_LABELS, "reason"),
-)
-DATA_LAG_THRESHOLD = MetricSpec(
-    "aloudata_can_data_lag_threshold_seconds",
-    "The group's configured data lag threshold, by severity.",
-    (*GROUP_LABELS, "severity"),
-)
-REFRESH_AGE_THRESHOLD = MetricSpec(
-    "aloudata_can_refresh_age_threshold_seconds",
-    "The group's configured refresh age threshold, by severity.",
-    (*GROUP_LABELS, "severity"),
 )
 NEXT_POLL_TIMESTAMP = MetricSpec(
     "aloudata_can_next_poll_timestamp_seconds",
+    GAUGE,
+    GROUP,
     "Unix time of the group's next scheduled poll; more than an interval away while it backs off.",
-    GROUP_LABELS,
 )
 CONSECUTIVE_FAILURES = MetricSpec(
     "aloudata_can_poll_consecutive_failures",
+    GAUGE,
+    GROUP,
     "Polls of the group that failed in a row; 0 after a success.",
-    GROUP_LABELS,
+)
+DATA_LAG_THRESHOLD = MetricSpec(
+    "aloudata_can_data_lag_threshold_seconds",
+    GAUGE,
+    GROUP,
+    "The group's configured data lag threshold, by severity.",
+    ("severity",),
+)
+REFRESH_AGE_THRESHOLD = MetricSpec(
+    "aloudata_can_refresh_age_threshold_seconds",
+    GAUGE,
+    GROUP,
+    "The group's configured refresh age threshold, by severity.",
+    ("severity",),
 )
 REFRESH_DEADLINE_TIMESTAMP = MetricSpec(
     "aloudata_can_refresh_deadline_timestamp_seconds",
+    GAUGE,
+    GROUP,
     "Unix time of the group's last refresh deadline that has passed: the last fire of its schedule's refresh_cron plus grace; computed at scrape time.",  # noqa: E501
-    GROUP_LABELS,
 )
 REFRESH_OVERDUE = MetricSpec(
     "aloudata_can_refresh_overdue_seconds",
+    GAUGE,
+    GROUP,
     f"Seconds since the group's last refresh deadline when CAN's latestRefreshTime ({_FROM_LAST_POLL}) is not after the cron fire that deadline belongs to, else 0; computed at scrape time.",  # noqa: E501
-    GROUP_LABELS,
 )
 DATA_LAG_PERIODS = MetricSpec(
     "aloudata_can_data_lag_periods",
+    GAUGE,
+    GROUP,
     f"Whole days or hours (data_granularity) that CAN's latestDateTime ({_FROM_LAST_POLL}) is behind the expected one (now minus expected_data_delay) in the schedule's time zone, 0 when not behind; computed at scrape time.",  # noqa: E501
-    GROUP_LABELS,
-)
-DATA_TIME_REGRESSIONS = MetricSpec(
-    "aloudata_can_data_time_regressions",  # exposed as aloudata_can_data_time_regressions_total
-    "Successful polls whose latestDateTime was earlier than the last one seen (a rollback, or a backfill that rewrote older data); starts at 0 when the exporter starts or the group's plans change.",  # noqa: E501
-    GROUP_LABELS,
 )
 REFRESHES_WITHOUT_NEW_DATA = MetricSpec(
     "aloudata_can_refreshes_without_new_data",
+    GAUGE,
+    GROUP,
     "Successful polls since latestDateTime last changed that saw CAN's latestRefreshTime advance while latestDateTime stayed the same; 0 once latestDateTime changes.",  # noqa: E501
-    GROUP_LABELS,
-)
-DATA_TIME_LAST_CHANGE = MetricSpec(
-    "aloudata_can_data_time_last_change_timestamp_seconds",
-    "Unix time of the poll that first saw the group's current latestDateTime; the first poll after the exporter starts or the group's plans change counts as a change.",  # noqa: E501
-    GROUP_LABELS,
 )
 REFRESHES_WITHOUT_NEW_DATA_THRESHOLD = MetricSpec(
     "aloudata_can_refreshes_without_new_data_threshold",
+    GAUGE,
+    GROUP,
     "The group's configured threshold of refreshes without new data, by severity.",
-    (*GROUP_LABELS, "severity"),
+    ("severity",),
 )
-TARGET_CIRCUIT_OPEN = MetricSpec(
-    "aloudata_can_target_circuit_open",
-    "1 while every group of the target fails and polls are held back to one probe at a time.",
-    TARGET_LABELS,
+DATA_TIME_LAST_CHANGE = MetricSpec(
+    "aloudata_can_data_time_last_change_timestamp_seconds",
+    GAUGE,
+    GROUP,
+    "Unix time of the poll that first saw the group's current latestDateTime; the first poll after the exporter starts or the group's plans change counts as a change.",  # noqa: E501
 )
-TARGET_REQUESTS = MetricSpec(
-    "aloudata_can_target_requests",  # exposed as aloudata_can_target_requests_total
-    "HTTP requests sent to the target, retries and per-plan requests included.",
-    TARGET_LABELS,
+POLL_DURATION = MetricSpec(
+    "aloudata_can_poll_duration_seconds",
+    HISTOGRAM,
+    GROUP,
+    "Duration of the group's requests to CAN, without the wait for a free connection slot.",
 )
+POLL_ERRORS = MetricSpec(
+    "aloudata_can_poll_errors",
+    COUNTER,
+    GROUP,
+    "Failed polls of the group, by reason.",
+    ("reason",),
+)
+DATA_TIME_REGRESSIONS = MetricSpec(
+    "aloudata_can_data_time_regressions",
+    COUNTER,
+    GROUP,
+    "Successful polls whose latestDateTime was earlier than the last one seen (a rollback, or a backfill that rewrote older data); starts at 0 when the exporter starts or the group's plans change.",  # noqa: E501
+)
+
+# -- Plan level: labels target, group and plan ----------------------------------------------
+
 PLAN_DATA_LAG = MetricSpec(
     "aloudata_can_plan_data_lag_seconds",
+    GAUGE,
+    PLAN,
     f"Seconds from the plan's latestDateTime ({_FROM_LAST_POLL} of the plan alone) to now; computed at scrape time.",  # noqa: E501
-    PLAN_LABELS,
 )
 PLAN_REFRESH_AGE = MetricSpec(
     "aloudata_can_plan_refresh_age_seconds",
+    GAUGE,
+    PLAN,
     f"Seconds from the plan's latestRefreshTime ({_FROM_LAST_POLL} of the plan alone) to now; computed at scrape time.",  # noqa: E501
-    PLAN_LABELS,
 )
 PLAN_NOT_READY = MetricSpec(
     "aloudata_can_plan_not_ready",
+    GAUGE,
+    PLAN,
     f"1 when CAN's hasNotReady is true for the plan alone, {_FROM_LAST_POLL}.",
-    PLAN_LABELS,
 )
 PLAN_POLL_SUCCESS = MetricSpec(
     "aloudata_can_plan_poll_success",
+    GAUGE,
+    PLAN,
     "1 when the last poll of the plan alone gave a valid reading, else 0.",
-    PLAN_LABELS,
 )
 PLAN_MISSING = MetricSpec(
     "aloudata_can_plan_missing",
+    GAUGE,
+    PLAN,
     "1 when CAN's last answer about the plan alone was that it does not exist (errorMsg 'Acceleration plan does not exist'); absent otherwise.",  # noqa: E501
-    PLAN_LABELS,
 )
 
+# -- Target level: label target --------------------------------------------------------------
 
+TARGET_CIRCUIT_OPEN = MetricSpec(
+    "aloudata_can_target_circuit_open",
+    GAUGE,
+    TARGET,
+    "1 while every group of the target fails and polls are held back to one probe at a time.",
+)
+TARGET_REQUESTS = MetricSpec(
+    "aloudata_can_target_requests",
+    COUNTER,
+    TARGET,
+    "HTTP requests sent to the target, retries and per-plan requests included.",
+)
+
+# -- Exporter level: the exporter's own series ------------------------------------------------
+
+BUILD_INFO = MetricSpec(
+    "aloudata_can_exporter_build_info",
+    GAUGE,
+    EXPORTER,
+    "A metric with a constant 1 labelled by the exporter's version.",
+    ("version",),
+)
 SHARD_ORDINAL = MetricSpec(
     "aloudata_can_exporter_shard_ordinal",
+    GAUGE,
+    EXPORTER,
     "This instance's shard (--shard.index): it polls and exports the groups whose CRC-32 of "
     "target/group modulo the total shards is this number.",
-    (),
 )
 # Not "_shard_total": a gauge must not end in _total (that suffix is for counters, and promtool
 # rejects it); kube-state-metrics names its gauge kube_state_metrics_total_shards alike.
 TOTAL_SHARDS = MetricSpec(
     "aloudata_can_exporter_total_shards",
+    GAUGE,
+    EXPORTER,
     "The number of shards the groups are split into (--shard.total); 1 when not sharded.",
-    (),
+)
+CONFIG_RELOAD_SUCCESSFUL = MetricSpec(
+    "aloudata_can_exporter_config_last_reload_successful",
+    GAUGE,
+    EXPORTER,
+    "1 when the last configuration load succeeded, else 0.",
+)
+CONFIG_RELOAD_SUCCESS_TIMESTAMP = MetricSpec(
+    "aloudata_can_exporter_config_last_reload_success_timestamp_seconds",
+    GAUGE,
+    EXPORTER,
+    "Unix time of the last successful configuration load.",
 )
 
-
-BUILD_INFO = MetricSpec(
-    "aloudata_can_exporter_build_info",
-    "A metric with a constant 1 labelled by the exporter's version.",
-    ("version",),
+# Every metric, in the order it is exposed: the group, plan and target levels as the
+# collector and the exposition write them, then the exporter's own series.
+ALL: tuple[MetricSpec, ...] = (
+    GROUP_INFO,
+    DATA_LAG,
+    REFRESH_AGE,
+    NOT_READY,
+    LATEST_DATA_TIMESTAMP,
+    LATEST_REFRESH_TIMESTAMP,
+    POLL_SUCCESS,
+    LAST_SUCCESS_TIMESTAMP,
+    NEXT_POLL_TIMESTAMP,
+    CONSECUTIVE_FAILURES,
+    DATA_LAG_THRESHOLD,
+    REFRESH_AGE_THRESHOLD,
+    REFRESH_DEADLINE_TIMESTAMP,
+    REFRESH_OVERDUE,
+    DATA_LAG_PERIODS,
+    REFRESHES_WITHOUT_NEW_DATA,
+    REFRESHES_WITHOUT_NEW_DATA_THRESHOLD,
+    DATA_TIME_LAST_CHANGE,
+    PLAN_DATA_LAG,
+    PLAN_REFRESH_AGE,
+    PLAN_NOT_READY,
+    PLAN_POLL_SUCCESS,
+    PLAN_MISSING,
+    TARGET_CIRCUIT_OPEN,
+    POLL_DURATION,
+    POLL_ERRORS,
+    DATA_TIME_REGRESSIONS,
+    TARGET_REQUESTS,
+    BUILD_INFO,
+    SHARD_ORDINAL,
+    TOTAL_SHARDS,
+    CONFIG_RELOAD_SUCCESSFUL,
+    CONFIG_RELOAD_SUCCESS_TIMESTAMP,
 )
 
-
-def _reserved_labels() -> frozenset[str]:
-    # Prometheus sets job and instance on every scraped series, and the text format le on
-    # histogram buckets (quantile on summaries): none of them may come from a group's labels.
-    specs = [value for value in globals().values() if isinstance(value, MetricSpec)]
-    return frozenset({"job", "instance", "le", "quantile"}).union(*(spec.labels for spec in specs))
-
-
-# Label names a group's configured labels may not use: those already on the exporter's series.
-RESERVED_LABELS = _reserved_labels()
-
-
-class ExporterMetrics:
-    """The exporter's own gauges: build info, shard and config reload state."""
-
-    def __init__(self, registry: CollectorRegistry, shard: Shard = UNSHARDED) -> None:
-        build_info = Gauge(BUILD_INFO.name, BUILD_INFO.help, BUILD_INFO.labels, registry=registry)
-        build_info.labels(version=__version__).set(1)
-        # Every instance of a job must agree on the total and cover every ordinal once; the
-        # AloudataCanShardsMismatch alert compares them.
-        Gauge(SHARD_ORDINAL.name, SHARD_ORDINAL.help, registry=registry).set(shard.index)
-        Gauge(TOTAL_SHARDS.name, TOTAL_SHARDS.help, registry=registry).set(shard.total)
-        self.reload_successful = Gauge(
-            "aloudata_can_exporter_config_last_reload_successful",
-            "1 when the last configuration load succeeded, else 0.",
-            registry=registry,
-        )
-        self.reload_success_timestamp = Gauge(
-            "aloudata_can_exporter_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration load.",
-            registry=registry,
-        )
-
-    def config_loaded(self, success: bool, at_timestamp: float) -> None:
-        self.reload_successful.set(1 if success else 0)
-        if success:
-            self.reload_success_timestamp.set(at_timestamp)
+# The metrics the collector computes from the store at scrape time, in ALL's order.
+SCRAPED: tuple[MetricSpec, ...] = tuple(spec for spec in ALL if spec.level is not EXPORTER)

@@ -2,10 +2,11 @@
 
 ``generate_latest`` over the collector builds a metric family object and a sample object
 for every value on every scrape: about a second for 10,000 groups, with a memory spike to
-match. This formatter writes the same bytes straight from the snapshots (a test holds the
-two to it), in one pass over the groups, with ages computed at the scrape's time. It keeps
-nothing between scrapes, so it costs no memory per group. The collector stays for the
-OpenMetrics format and as the reference.
+match. This formatter writes the same bytes straight from the snapshots, in one pass over the
+groups, with ages computed at the scrape's time. It is fed the same values as the collector
+(both are sinks of ``samples``) and takes names and headers from the declarations; a test holds
+the two to the same bytes. It keeps nothing between scrapes, so it costs no memory per group.
+The collector stays for the OpenMetrics format and as the reference.
 """
 
 from __future__ import annotations
@@ -13,21 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
-from exporter.can.models import Reading
 from exporter.clock import Clock
-from exporter.config.model import Group, ThresholdValues
-from exporter.metrics import declarations as m
-from exporter.metrics.collector import CanCollector, Families, bucket_bound, schedule_values
-from exporter.state import (
-    DURATION_BUCKETS,
-    REASONS,
-    GroupSnapshot,
-    SnapshotStore,
-    TargetSnapshot,
-)
+from exporter.config.model import Group
+from exporter.metrics.collector import CanCollector, bucket_bound
+from exporter.metrics.declarations import SCRAPED, MetricSpec
+from exporter.metrics.samples import GroupLabels, write_group, write_target
+from exporter.state import DURATION_BUCKETS, DurationHistogram, SnapshotStore
 
 _float_to_go_string: Callable[[float], str] = floatToGoString
 # Counts are small integers most of the time: their text is looked up, not formatted.
@@ -50,40 +44,9 @@ def _count(value: int) -> str:
     return _COUNT_TEXT[value] if 0 <= value < len(_COUNT_TEXT) else _float_to_go_string(value)
 
 
-def _family_index() -> dict[str, int]:
-    return {family.name: index for index, family in enumerate(Families().all())}
-
-
-_INDEX = _family_index()
-_GROUP_INFO = _INDEX[m.GROUP_INFO.name]
-_DATA_LAG = _INDEX[m.DATA_LAG.name]
-_REFRESH_AGE = _INDEX[m.REFRESH_AGE.name]
-_NOT_READY = _INDEX[m.NOT_READY.name]
-_LATEST_DATA = _INDEX[m.LATEST_DATA_TIMESTAMP.name]
-_LATEST_REFRESH = _INDEX[m.LATEST_REFRESH_TIMESTAMP.name]
-_POLL_SUCCESS = _INDEX[m.POLL_SUCCESS.name]
-_LAST_SUCCESS = _INDEX[m.LAST_SUCCESS_TIMESTAMP.name]
-_NEXT_POLL = _INDEX[m.NEXT_POLL_TIMESTAMP.name]
-_CONSECUTIVE = _INDEX[m.CONSECUTIVE_FAILURES.name]
-_DATA_LAG_THRESHOLD = _INDEX[m.DATA_LAG_THRESHOLD.name]
-_REFRESH_AGE_THRESHOLD = _INDEX[m.REFRESH_AGE_THRESHOLD.name]
-_SCHEDULE = {
-    spec.name: _INDEX[spec.name]
-    for spec in (m.REFRESH_DEADLINE_TIMESTAMP, m.REFRESH_OVERDUE, m.DATA_LAG_PERIODS)
-}
-_REFRESHES_WITHOUT_NEW_DATA = _INDEX[m.REFRESHES_WITHOUT_NEW_DATA.name]
-_REFRESHES_WITHOUT_NEW_DATA_THRESHOLD = _INDEX[m.REFRESHES_WITHOUT_NEW_DATA_THRESHOLD.name]
-_DATA_TIME_LAST_CHANGE = _INDEX[m.DATA_TIME_LAST_CHANGE.name]
-_PLAN_DATA_LAG = _INDEX[m.PLAN_DATA_LAG.name]
-_PLAN_REFRESH_AGE = _INDEX[m.PLAN_REFRESH_AGE.name]
-_PLAN_NOT_READY = _INDEX[m.PLAN_NOT_READY.name]
-_PLAN_POLL_SUCCESS = _INDEX[m.PLAN_POLL_SUCCESS.name]
-_PLAN_MISSING = _INDEX[m.PLAN_MISSING.name]
-_CIRCUIT_OPEN = _INDEX[m.TARGET_CIRCUIT_OPEN.name]
-_DURATIONS = _INDEX[m.POLL_DURATION.name]
-_ERRORS = _INDEX[m.POLL_ERRORS.name]
-_REGRESSIONS = _INDEX[m.DATA_TIME_REGRESSIONS.name]
-_REQUESTS = _INDEX[m.TARGET_REQUESTS.name]
+def _header(spec: MetricSpec) -> str:
+    help_text = spec.help.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {spec.exposed_name} {help_text}\n# TYPE {spec.exposed_name} {spec.type}\n"
 
 
 class Exposition:
@@ -93,9 +56,6 @@ class Exposition:
         self._store = store
         self._clock = clock
         self.collector = CanCollector(store, clock)
-        families = Families().all()
-        self._headers = [_header(family) for family in families]
-        self._names = [_exposed_name(family) for family in families]
 
     def render(self) -> bytes:
         """The same bytes as ``generate_latest`` of the collector, at the clock's time."""
@@ -110,159 +70,89 @@ class Exposition:
         300,000 lines) would cost about 40 MiB on top of the text itself, every scrape.
         """
         now = self._clock.now().timestamp()
-        lines: list[list[str]] = [[header] for header in self._headers]
-        encoded: list[list[bytes]] = [[] for _ in self._headers]
+        text = _Text()
         for target in self._store.targets():
-            _add_target(lines, self._names, target)
+            write_target(text, target)
         for count, snapshot in enumerate(self._store.snapshots(), start=1):
-            _add_group(lines, self._names, snapshot, now)
+            write_group(text, snapshot, now)
             if count % _FLUSH_EVERY == 0:
-                _flush(lines, encoded)
-        _flush(lines, encoded)
-        return [chunk for family in encoded for chunk in family]
+                text.flush()
+        text.flush()
+        return text.chunks()
 
 
-def _flush(lines: list[list[str]], encoded: list[list[bytes]]) -> None:
-    """Move each family's lines so far to its encoded chunks."""
-    for family, chunks in zip(lines, encoded, strict=True):
-        if family:
-            chunks.append("".join(family).encode())
-            family.clear()
+class _Text:
+    """One scrape's text, a list of lines per metric: the exposition's ``Sink``.
 
+    Label names sort as group < le < plan < reason < severity < target, as prometheus_client
+    writes them: every group-level line shares a head (group) and a tail (target), with the
+    other labels in between.
+    """
 
-def _add_target(lines: list[list[str]], names: list[str], target: TargetSnapshot) -> None:
-    labels = f'{{target="{_escape(target.name)}"}} '
-    lines[_CIRCUIT_OPEN].append(
-        f"{names[_CIRCUIT_OPEN]}{labels}{'1.0' if target.circuit_open else '0.0'}\n"
-    )
-    lines[_REQUESTS].append(f"{names[_REQUESTS]}{labels}{_count(target.requests_sent)}\n")
+    __slots__ = ("_encoded", "_group", "_head", "_labels", "_out", "_plan", "_tail")
 
+    def __init__(self) -> None:
+        # Each metric's lines so far and its name: one lookup per sample.
+        self._out = {spec: ([_header(spec)], spec.exposed_name) for spec in SCRAPED}
+        self._encoded: list[list[bytes]] = [[] for _ in SCRAPED]
+        self._group: Group | None = None
+        self._head = self._tail = self._labels = self._plan = ""
 
-def _add_group(
-    lines: list[list[str]], names: list[str], snapshot: GroupSnapshot, now: float
-) -> None:
-    group = snapshot.group
-    # Label names sort as group < le < plan < reason < severity < target, as prometheus_client
-    # writes them; every group-level line shares these two halves.
-    head = f'{{group="{_escape(group.name)}"'
-    tail = f'target="{_escape(group.target)}"}} '
-    labels = f"{head},{tail}"
+    def flush(self) -> None:
+        """Move each metric's lines so far to its encoded chunks."""
+        for (lines, _), chunks in zip(self._out.values(), self._encoded, strict=True):
+            if lines:
+                chunks.append("".join(lines).encode())
+                lines.clear()
 
-    def add(index: int, value: float, labelled: str = labels) -> None:
-        lines[index].append(f"{names[index]}{labelled}{_go_float(value)}\n")
+    def chunks(self) -> list[bytes]:
+        return [chunk for chunks in self._encoded for chunk in chunks]
 
-    add(_GROUP_INFO, 1.0, _info_labels(group) if group.labels else labels)
-    _add_thresholds(add, _DATA_LAG_THRESHOLD, group.data_lag, head, tail)
-    _add_thresholds(add, _REFRESH_AGE_THRESHOLD, group.refresh_age, head, tail)
-    _add_thresholds(
-        add, _REFRESHES_WITHOUT_NEW_DATA_THRESHOLD, group.refreshes_without_new_data, head, tail
-    )
-    if snapshot.reading is not None:
-        _add_reading(add, snapshot.reading, now)
-    if group.schedule is not None or group.data_periods is not None:
-        for spec, value in schedule_values(group, snapshot.reading, now):
-            add(_SCHEDULE[spec.name], value)
-    if snapshot.poll_success is not None:
-        add(_POLL_SUCCESS, 1.0 if snapshot.poll_success else 0.0)
-    if snapshot.last_success_time is not None:
-        add(_LAST_SUCCESS, snapshot.last_success_time.timestamp())
-    if snapshot.next_poll_time is not None:
-        add(_NEXT_POLL, snapshot.next_poll_time.timestamp())
-    if snapshot.polled:
-        add(_CONSECUTIVE, float(snapshot.consecutive_failures))
-    _add_changes(add, snapshot)
-    _add_durations(lines[_DURATIONS], names[_DURATIONS], snapshot, head, tail)
-    for reason, count in zip(REASONS, snapshot.errors, strict=True):
-        if count:
-            add(_ERRORS, float(count), f'{head},reason="{reason.value}",{tail}')
-    _add_plans(add, snapshot, head, tail, now)
+    def target(self, spec: MetricSpec, target: str, value: float) -> None:
+        labels = f'{{target="{_escape(target)}"}} '
+        lines, name = self._out[spec]
+        lines.append(f"{name}{labels}{_go_float(value)}\n")
 
+    def begin_group(self, group: Group) -> None:
+        self._group = group
+        self._head = head = f'{{group="{_escape(group.name)}"'
+        self._tail = tail = f'target="{_escape(group.target)}"}} '
+        self._labels = f"{head},{tail}"
 
-def _info_labels(group: Group) -> str:
-    """group_info's labels: the group's own sort in among target and group."""
-    pairs = sorted((("group", group.name), ("target", group.target), *group.labels))
-    return "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in pairs) + "} "
+    def info(self, spec: MetricSpec, labels: GroupLabels, value: float) -> None:
+        text = self._labels
+        if labels and self._group is not None:
+            # The group's own labels sort in among target and group.
+            group = self._group
+            pairs = sorted((("group", group.name), ("target", group.target), *labels))
+            text = "{" + ",".join(f'{name}="{_escape(text)}"' for name, text in pairs) + "} "
+        lines, name = self._out[spec]
+        lines.append(f"{name}{text}{_go_float(value)}\n")
 
+    def group(self, spec: MetricSpec, value: float) -> None:
+        lines, name = self._out[spec]
+        lines.append(f"{name}{self._labels}{_go_float(value)}\n")
 
-def _add_reading(add: Callable[[int, float], None], reading: Reading, now: float) -> None:
-    add(_NOT_READY, 1.0 if reading.has_not_ready else 0.0)
-    if reading.latest_data_time is not None:
-        data_time = reading.latest_data_time.timestamp()
-        add(_LATEST_DATA, data_time)
-        add(_DATA_LAG, now - data_time)
-    if reading.latest_refresh_time is not None:
-        refresh_time = reading.latest_refresh_time.timestamp()
-        add(_LATEST_REFRESH, refresh_time)
-        add(_REFRESH_AGE, now - refresh_time)
+    def labelled(self, spec: MetricSpec, label: str, value: float) -> None:
+        # The extra label (reason, severity) sorts between group and target.
+        labels = f'{self._head},{spec.extra_labels[0]}="{label}",{self._tail}'
+        lines, name = self._out[spec]
+        lines.append(f"{name}{labels}{_go_float(value)}\n")
 
+    def histogram(self, spec: MetricSpec, durations: DurationHistogram) -> None:
+        (out, name), head, tail = self._out[spec], self._head, self._tail
+        total = 0
+        for le, (_, total) in zip(_BUCKET_LABELS, durations.cumulative(), strict=True):
+            out.append(f"{name}_bucket{head}{le}{tail}{_count(total)}\n")
+        out.append(f"{name}_count{self._labels}{_count(total)}\n")
+        out.append(f"{name}_sum{self._labels}{_go_float(durations.total)}\n")
 
-def _add_changes(add: Callable[[int, float], None], snapshot: GroupSnapshot) -> None:
-    changes = snapshot.changes
-    if snapshot.polled:
-        add(_REFRESHES_WITHOUT_NEW_DATA, float(changes.refreshes_without_new_data))
-        add(_REGRESSIONS, float(changes.regressions))
-    if changes.last_change_time is not None:
-        add(_DATA_TIME_LAST_CHANGE, changes.last_change_time.timestamp())
+    def begin_plan(self, plan: str) -> None:
+        self._plan = f'{self._head},plan="{_escape(plan)}",{self._tail}'
 
-
-def _add_plans(
-    add: Callable[[int, float, str], None],
-    snapshot: GroupSnapshot,
-    head: str,
-    tail: str,
-    now: float,
-) -> None:
-    for plan in snapshot.plans:
-        plan_labels = f'{head},plan="{_escape(plan.plan)}",{tail}'
-        if plan.poll_success is not None:
-            add(_PLAN_POLL_SUCCESS, 1.0 if plan.poll_success else 0.0, plan_labels)
-        if plan.missing:
-            add(_PLAN_MISSING, 1.0, plan_labels)
-        plan_reading = plan.reading
-        if plan_reading is not None:
-            add(_PLAN_NOT_READY, 1.0 if plan_reading.has_not_ready else 0.0, plan_labels)
-            if plan_reading.latest_data_time is not None:
-                lag = now - plan_reading.latest_data_time.timestamp()
-                add(_PLAN_DATA_LAG, lag, plan_labels)
-            if plan_reading.latest_refresh_time is not None:
-                age = now - plan_reading.latest_refresh_time.timestamp()
-                add(_PLAN_REFRESH_AGE, age, plan_labels)
-
-
-def _add_thresholds(
-    add: Callable[[int, float, str], None],
-    index: int,
-    values: ThresholdValues,
-    head: str,
-    tail: str,
-) -> None:
-    if values.warning is not None:
-        add(index, values.warning, f'{head},severity="warning",{tail}')
-    if values.critical is not None:
-        add(index, values.critical, f'{head},severity="critical",{tail}')
-
-
-def _add_durations(
-    out: list[str], name: str, snapshot: GroupSnapshot, head: str, tail: str
-) -> None:
-    durations = snapshot.durations
-    labels = f"{head},{tail}"
-    total = 0
-    for le, (_, total) in zip(_BUCKET_LABELS, durations.cumulative(), strict=True):
-        out.append(f"{name}_bucket{head}{le}{tail}{_count(total)}\n")
-    out.append(f"{name}_count{labels}{_count(total)}\n")
-    out.append(f"{name}_sum{labels}{_go_float(durations.total)}\n")
-
-
-def _exposed_name(family: Metric) -> str:
-    # As generate_latest munges OpenMetrics names: counters are exposed with _total.
-    return f"{family.name}_total" if family.type == "counter" else family.name
-
-
-def _header(family: Metric) -> str:
-    name = _exposed_name(family)
-    documentation = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    return f"# HELP {name} {documentation}\n# TYPE {name} {family.type}\n"
+    def plan(self, spec: MetricSpec, value: float) -> None:
+        lines, name = self._out[spec]
+        lines.append(f"{name}{self._plan}{_go_float(value)}\n")
 
 
 def _escape(value: str) -> str:

@@ -10,7 +10,7 @@ from enum import Enum
 from exporter.config.durations import format_duration
 from exporter.config.model import ThresholdValues
 from exporter.metrics import declarations as m
-from exporter.metrics.collector import schedule_values
+from exporter.metrics.samples import schedule_values
 from exporter.state import GroupSnapshot
 from exporter.textsafe import escape_controls
 

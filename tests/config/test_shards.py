@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.config.model import Config
 from exporter.config.sharding import UNSHARDED, Shard, shard_of
 from exporter.daemon.run import ConfigSource
-from exporter.metrics.declarations import ExporterMetrics
+from exporter.metrics.selfmetrics import ExporterMetrics
 from tests.helpers.builders import config_for, make_group
 from tests.helpers.programs import require_tool
 

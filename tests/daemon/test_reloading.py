@@ -14,7 +14,7 @@ from exporter.clock import FixedClock
 from exporter.config.errors import ConfigError
 from exporter.config.model import Config
 from exporter.daemon.reloading import Reloader
-from exporter.metrics.declarations import ExporterMetrics
+from exporter.metrics.selfmetrics import ExporterMetrics
 from tests.helpers.builders import NOW
 
 RUNNING = Config(targets={}, groups=(), source="running.yml")

@@ -9,15 +9,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.can.models import CanError, FailureReason, PollResult, parse_latest_time
 from exporter.clock import FixedClock
-from exporter.config.labels import RESERVED_LABELS
 from exporter.config.model import ThresholdValues
 from exporter.metrics.collector import CanCollector
-from exporter.metrics.declarations import ExporterMetrics
 from exporter.state import (
     GroupSnapshot,
     PlanSnapshot,
@@ -307,22 +305,6 @@ def test_changed_labels_replace_the_info_series(clock: FixedClock) -> None:
 
     assert _info_series(registry) == [{**GROUP, "owner": "bob", "team": "sales"}]
     assert 'team="finance"' not in generate_latest(registry).decode()
-
-
-def test_every_label_of_the_exporters_series_is_reserved(clock: FixedClock) -> None:
-    # A group's labels may not use them: the list in metrics must keep up with new metrics.
-    registry = _registry(golden_store(), clock)
-    ExporterMetrics(registry)
-    ProcessCollector(registry=registry)
-    used = {
-        label
-        for family in registry.collect()
-        for sample in family.samples
-        for label in sample.labels
-        if sample.name != "aloudata_can_group_info"
-    }
-    assert used
-    assert used | {"job", "instance"} <= RESERVED_LABELS
 
 
 def test_timezone_conversion_from_a_can_response(clock: FixedClock) -> None:

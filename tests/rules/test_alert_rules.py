@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.metrics import declarations as metrics
+from exporter.metrics import declarations
 from tests.helpers.programs import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +35,18 @@ SCHEDULE_ALERTS = frozenset({"AloudataCanRefreshOverdue", "AloudataCanDataPeriod
 OWNER_SENTENCE = "{{ with $labels.owner }} Owner: {{ . }}.{{ end }}"
 # Freshness alerts with nothing to configure: a flag, and an event (data going backwards).
 UNTHRESHOLDED = {"AloudataCanPlanNotReady", "AloudataCanDataTimeRegressed"}
+
+# Labels every series gets from the scrape, whatever the metric.
+SCRAPE_LABELS = frozenset({"job", "instance"})
+_METRIC = re.compile(r"\baloudata_can_\w+")
+_SELECTOR = re.compile(r"\b(aloudata_can_\w+)\{([^}]*)\}")
+_MATCHER_LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
+# Every series name the exporter exposes (a histogram's three), with its labels.
+DECLARED = {
+    spec.exposed_name + suffix: spec.labels
+    for spec in declarations.ALL
+    for suffix in (("_bucket", "_sum", "_count") if spec.type is declarations.HISTOGRAM else ("",))
+}
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -170,19 +182,27 @@ def test_schedule_alerts_are_freshness_alerts_on_the_schedule_series() -> None:
     assert "aloudata_can_data_lag_periods" in exprs["AloudataCanDataPeriodsBehind"]
 
 
+def test_every_metric_a_rule_uses_is_declared_with_its_labels() -> None:
+    problems = []
+    for rule in _rules():
+        # The annotations' query templates count too: they query the same series.
+        for text in (rule["expr"], *map(str, rule.get("annotations", {}).values())):
+            unknown = [name for name in _METRIC.findall(text) if name not in DECLARED]
+            problems += [f"{rule['alert']}: {name} is not declared" for name in unknown]
+            for name, matchers in _SELECTOR.findall(text):
+                labels = set(_MATCHER_LABEL.findall(matchers))
+                if extra := labels - set(DECLARED.get(name, ())) - SCRAPE_LABELS:
+                    problems.append(f"{rule['alert']}: {name} has no labels {sorted(extra)}")
+    assert problems == []
+
+
 def _is_group_level(rule: dict[str, Any]) -> bool:
     """Its series carry target and group and it keeps them: no aggregation."""
-    labels = {
-        spec.name: spec.labels
-        for spec in vars(metrics).values()
-        if isinstance(spec, metrics.MetricSpec)
-    }
-    names = set(re.findall(r"aloudata_can_\w+", rule["expr"]))
+    names = set(_METRIC.findall(rule["expr"]))
     return (
         bool(names)
         and not re.search(r"\bby\s*\(", rule["expr"])
-        # A counter's MetricSpec is named without the _total it is exposed with.
-        and all("group" in labels.get(name.removesuffix("_total"), ()) for name in names)
+        and all("group" in DECLARED.get(name, ()) for name in names)
     )
 
 

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 from exporter.can.models import PollResult
 from exporter.clock import FixedClock
 from exporter.daemon.settings import ListenAddress
-from exporter.metrics.declarations import ExporterMetrics
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 from exporter.web.app import WebApp, WebOptions
 from exporter.web.landing import render_landing_page
