@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,11 +41,6 @@ def _ok(seconds: float = 0.2) -> PollResult:
 
 def _failed(reason: FailureReason, seconds: float = 0.1) -> PollResult:
     return PollResult(None, CanError(reason, "boom"), seconds)
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
 
 
 def test_ages_are_computed_at_scrape_time(clock: FixedClock) -> None:

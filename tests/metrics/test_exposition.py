@@ -33,6 +33,7 @@ def _failed(reason: FailureReason) -> PollResult:
     return PollResult(None, CanError(reason, "boom"), 2.0)
 
 
+# Off the whole second, so the ages' fractions are rendered as prometheus_client writes them.
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW + timedelta(seconds=12.345))
