@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -107,3 +108,38 @@ def test_no_module_is_over_400_lines() -> None:
     sizes = {module: len(path.read_text().splitlines()) for module, path in modules().items()}
     assert {module: lines for module, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
     assert max(sizes.values()) > MAX_MODULE_LINES // 2  # the walk found the real modules
+
+
+def _test_imports(source: str) -> list[str]:
+    """The test modules and conftest files a test source imports from."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        found += [
+            name
+            for name in names
+            if name.startswith("tests.")
+            and name.rpartition(".")[2].startswith(("test_", "conftest"))
+        ]
+    return found
+
+
+def test_no_test_imports_from_a_test_module_or_a_conftest() -> None:
+    offending = {
+        str(path.relative_to(ROOT)): imported
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if (imported := _test_imports(path.read_text()))
+    }
+    assert offending == {}
+
+
+def test_an_import_from_another_test_module_is_found() -> None:
+    assert _test_imports("from tests.metrics.test_collector import golden_store\n") == [
+        "tests.metrics.test_collector"
+    ]
+    assert _test_imports("from tests.conftest import NOW\n") == ["tests.conftest"]
+    assert _test_imports("from tests.helpers.builders import NOW\n") == []
