@@ -15,7 +15,7 @@ import pytest
 
 from exporter.clock import FixedClock
 from exporter.config.model import Target
-from exporter.state import SnapshotStore
+from exporter.state.snapshots import SnapshotStore
 from tests.helpers.builders import NOW
 from tests.helpers.pki import Pki, make_pki
 

@@ -28,6 +28,17 @@ class AuthType(StrEnum):
     APIKEY = "APIKEY"
 
 
+class FreshBelow(StrEnum):
+    """``slo.fresh_below``: the severity of the freshness alerts that make a group not fresh.
+
+    ``critical``: a critical data lag or refresh age. ``warning``: any freshness alert of
+    warning severity or above (warning thresholds, not ready, refresh overdue, periods behind).
+    """
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
 class PlanKey(StrEnum):
     """How a group names its plans; the value is the request body's list key."""
 
@@ -88,6 +99,9 @@ class Group:
     # by one (the first drilldown_max_plans) only while it is unhealthy.
     drilldown: bool = False
     drilldown_max_plans: int = DEFAULT_DRILLDOWN_MAX_PLANS
+    # slo: which alerts define fresh, and the objective (a ratio in (0, 1); None: no SLO).
+    fresh_below: FreshBelow = FreshBelow.CRITICAL
+    slo_objective: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:

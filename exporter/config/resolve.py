@@ -27,6 +27,7 @@ from exporter.config.labels import check_labels, group_labels
 from exporter.config.model import (
     AuthType,
     Config,
+    FreshBelow,
     Group,
     PlanKey,
     Target,
@@ -217,6 +218,7 @@ def _resolve_group(
         plan_key, plans = PlanKey.IDS, settings.plan_ids
     else:
         plan_key, plans = PlanKey.NAMES, settings.plan_names or []
+    fresh_below, slo_objective = _resolve_slo(settings, defaults)
     return Group(
         target=target.name,
         name=settings.name,
@@ -231,6 +233,8 @@ def _resolve_group(
         data_periods=_resolve_data_periods(settings, target, defaults),
         drilldown=settings.per_plan == "auto",
         drilldown_max_plans=settings.drilldown_max_plans or defaults.drilldown_max_plans,
+        fresh_below=fresh_below,
+        slo_objective=slo_objective,
         data_lag=_merge_thresholds(
             settings.thresholds.data_lag,
             defaults.thresholds.data_lag,
@@ -247,6 +251,22 @@ def _resolve_group(
             DEFAULT_THRESHOLDS.refreshes_without_new_data,
         ),
     )
+
+
+def _resolve_slo(settings: GroupSettings, defaults: Defaults) -> tuple[FreshBelow, float | None]:
+    """slo over defaults.slo, key by key; ``slo: null`` drops the inherited one whole, and an
+    objective of "" or null drops the inherited objective."""
+    if "slo" in settings.model_fields_set and settings.slo is None:
+        return FreshBelow.CRITICAL, None
+    layers = [layer for layer in (settings.slo, defaults.slo) if layer is not None]
+    objective = next(
+        (layer.objective for layer in layers if "objective" in layer.model_fields_set), None
+    )
+    fresh_below = next(
+        (layer.fresh_below for layer in layers if layer.fresh_below is not None),
+        FreshBelow.CRITICAL,
+    )
+    return fresh_below, objective
 
 
 def _schedule_zone(settings: GroupSettings, target: Target, defaults: Defaults) -> tzinfo:

@@ -95,6 +95,16 @@ class Schedule:
         self._cache.window = window
         return window.deadline
 
+    def overdue_from(self, refresh_time: float | None) -> float:
+        """The Unix time after which a group last refreshed at ``refresh_time`` is overdue:
+        the deadline of the first fire at or after the refresh (a refresh must end after a
+        fire to count for it). ``-inf`` without a refresh; ``inf`` when the cron fires no more.
+        """
+        if refresh_time is None:
+            return -math.inf
+        fire = first_fire(self.trigger, self.zone, math.ceil(refresh_time))
+        return math.inf if fire is None else fire + self.grace
+
     def _compute(self, now: float) -> _Window:
         latest = math.floor(now - self.grace)
         fire = last_fire(self.trigger, self.zone, latest)
@@ -244,6 +254,38 @@ class DataPeriods:
         if self.granularity is Granularity.DAY:
             return max(0, (expected - data).days)
         return max(0, (expected - data) // timedelta(hours=1))
+
+    def behind_from(self, data_time: float) -> float:
+        """The Unix time from which ``behind(data_time, now)`` is 1 or more: when the wall
+        clock, less the expected delay, reaches the period after the data's. ``inf`` when the
+        data time has no period in the zone."""
+        try:
+            data = _data_period(data_time, self.zone, self.granularity)
+        except (OverflowError, ValueError):
+            return math.inf
+        step = timedelta(days=1) if self.granularity is Granularity.DAY else timedelta(hours=1)
+        try:
+            wall = data + step + timedelta(seconds=self.expected_delay)
+        except OverflowError:
+            return math.inf
+        return _first_instant_at_or_after(wall, self.zone)
+
+
+def _first_instant_at_or_after(wall: datetime, zone: tzinfo) -> float:
+    """The first Unix time whose wall clock in ``zone`` reads ``wall`` or later."""
+    first = wall.replace(tzinfo=zone, fold=0).timestamp()
+    other = wall.replace(tzinfo=zone, fold=1).timestamp()
+    if other >= first:
+        return first  # a plain wall time, or the first of a fall-back's two
+    # A wall time a spring-forward skips: the first instant after it is the jump itself.
+    low, high = other, first
+    while high - low > 0.001:
+        middle = (low + high) / 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,6 +6,7 @@ checked one by one here; what needs several keys at once is checked in ``resolve
 
 from __future__ import annotations
 
+import math
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from exporter.config.model import (
     DEFAULT_DRILLDOWN_MAX_PLANS,
     DEFAULT_MAX_BACKOFF,
     AuthType,
+    FreshBelow,
 )
 from exporter.config.schedule import Granularity, cron_trigger
 from exporter.config.zones import load_zone
@@ -136,6 +138,36 @@ class ScheduleSettings(_Model):
         return expression
 
 
+def _objective(value: Any) -> float | None:
+    """A ratio (0.995) or a percentage (99.5%), strictly between 0 and 1; "" removes it."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a ratio such as 0.995 or a percentage such as 99.5%")
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        number = float(text.removesuffix("%").strip())
+    except ValueError:
+        raise ValueError(
+            f"invalid objective {text!r}: write a ratio such as 0.995 or a percentage such as 99.5%"
+        ) from None
+    ratio = number / 100 if percent else number
+    if not math.isfinite(ratio) or not 0 < ratio < 1:
+        hint = f" (for a percentage, write {text}%)" if not percent and 1 < ratio < 100 else ""
+        raise ValueError(f"objective {text} must be strictly between 0 and 1{hint}")
+    return ratio
+
+
+Objective = Annotated[float | None, BeforeValidator(_objective)]
+
+
+class SloSettings(_Model):
+    # Unset inherits from defaults.slo key by key; "" or null removes an inherited objective.
+    objective: Objective = None
+    fresh_below: FreshBelow | None = None
+
+
 class Defaults(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
@@ -146,6 +178,7 @@ class Defaults(_Model):
     schedule: ScheduleSettings = ScheduleSettings()
     data_granularity: Granularity | None = None
     expected_data_delay: NonNegativeDuration | None = None
+    slo: SloSettings | None = None
 
 
 def _header_value(value: str) -> str:
@@ -243,6 +276,7 @@ class GroupSettings(_Model):
     schedule: ScheduleSettings = ScheduleSettings()
     data_granularity: Granularity | None = None
     expected_data_delay: NonNegativeDuration | None = None
+    slo: SloSettings | None = None
 
     @model_validator(mode="after")
     def _one_plan_list(self) -> GroupSettings:

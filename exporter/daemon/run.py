@@ -51,7 +51,7 @@ from exporter.metrics.exposition import Exposition
 from exporter.metrics.report import render_table
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.polling.poller import Poller
-from exporter.state import SnapshotStore
+from exporter.state.snapshots import SnapshotStore
 from exporter.web.app import WebApp, WebOptions
 from exporter.web.config import WebConfig, WebConfigError, load_web_config
 from exporter.web.security import WebSecurity

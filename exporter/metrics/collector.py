@@ -22,7 +22,7 @@ from exporter.clock import Clock
 from exporter.config.model import Group
 from exporter.metrics.declarations import SCRAPED, MetricSpec, MetricType
 from exporter.metrics.samples import GroupLabels, write_group, write_target
-from exporter.state import DurationHistogram, SnapshotStore
+from exporter.state.snapshots import DurationHistogram, SnapshotStore
 
 _FAMILY = {
     MetricType.GAUGE: GaugeMetricFamily,

@@ -186,6 +186,18 @@ DATA_TIME_LAST_CHANGE = MetricSpec(
     GROUP,
     "Unix time of the poll that first saw the group's current latestDateTime; the first poll after the exporter starts or the group's plans change counts as a change.",  # noqa: E501
 )
+FRESH = MetricSpec(
+    "aloudata_can_fresh",
+    GAUGE,
+    GROUP,
+    f"1 when the group is fresh: none of the shipped freshness alerts of its SLO's severity (fresh_below, critical by default) holds on the reading {_FROM_LAST_POLL}, else 0; absent before the first reading; computed at scrape time.",  # noqa: E501
+)
+SLO_OBJECTIVE = MetricSpec(
+    "aloudata_can_slo_objective_ratio",
+    GAUGE,
+    GROUP,
+    "The group's freshness SLO objective: the share of time it is to be fresh over the 28-day window; only groups with an slo.",  # noqa: E501
+)
 POLL_DURATION = MetricSpec(
     "aloudata_can_poll_duration_seconds",
     HISTOGRAM,
@@ -237,6 +249,19 @@ PLAN_MISSING = MetricSpec(
     GAUGE,
     PLAN,
     "1 when CAN's last answer about the plan alone was that it does not exist (errorMsg 'Acceleration plan does not exist'); absent otherwise.",  # noqa: E501
+)
+
+FRESH_SECONDS = MetricSpec(
+    "aloudata_can_fresh_seconds",
+    COUNTER,
+    GROUP,
+    "Seconds the group was fresh (see aloudata_can_fresh) since the exporter started, counted from the instant a threshold was crossed, not from the scrape that saw it.",  # noqa: E501
+)
+OBSERVED_SECONDS = MetricSpec(
+    "aloudata_can_observed_seconds",
+    COUNTER,
+    GROUP,
+    "Seconds the group's freshness was known (it had a reading) since the exporter started: the denominator of its freshness SLI.",  # noqa: E501
 )
 
 # -- Target level: label target --------------------------------------------------------------
@@ -312,6 +337,8 @@ ALL: tuple[MetricSpec, ...] = (
     REFRESHES_WITHOUT_NEW_DATA,
     REFRESHES_WITHOUT_NEW_DATA_THRESHOLD,
     DATA_TIME_LAST_CHANGE,
+    FRESH,
+    SLO_OBJECTIVE,
     PLAN_DATA_LAG,
     PLAN_REFRESH_AGE,
     PLAN_NOT_READY,
@@ -321,6 +348,8 @@ ALL: tuple[MetricSpec, ...] = (
     POLL_DURATION,
     POLL_ERRORS,
     DATA_TIME_REGRESSIONS,
+    FRESH_SECONDS,
+    OBSERVED_SECONDS,
     TARGET_REQUESTS,
     BUILD_INFO,
     SHARD_ORDINAL,

@@ -21,7 +21,7 @@ from exporter.config.model import Group
 from exporter.metrics.collector import CanCollector, bucket_bound
 from exporter.metrics.declarations import SCRAPED, MetricSpec
 from exporter.metrics.samples import GroupLabels, write_group, write_target
-from exporter.state import DURATION_BUCKETS, DurationHistogram, SnapshotStore
+from exporter.state.snapshots import DURATION_BUCKETS, DurationHistogram, SnapshotStore
 
 _float_to_go_string: Callable[[float], str] = floatToGoString
 # Counts are small integers most of the time: their text is looked up, not formatted.

@@ -11,7 +11,7 @@ from exporter.config.durations import format_duration
 from exporter.config.model import ThresholdValues
 from exporter.metrics import declarations as m
 from exporter.metrics.samples import schedule_values
-from exporter.state import GroupSnapshot
+from exporter.state.snapshots import GroupSnapshot
 from exporter.textsafe import escape_controls
 
 _COLUMNS = (

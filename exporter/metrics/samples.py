@@ -17,7 +17,7 @@ from typing import Protocol
 from exporter.can.models import Reading
 from exporter.config.model import Group, ThresholdValues
 from exporter.metrics import declarations as m
-from exporter.state import REASONS, DurationHistogram, GroupSnapshot, TargetSnapshot
+from exporter.state.snapshots import REASONS, DurationHistogram, GroupSnapshot, TargetSnapshot
 
 GroupLabels = tuple[tuple[str, str], ...]
 
@@ -70,6 +70,7 @@ def write_group(out: Sink, snapshot: GroupSnapshot, now: float) -> None:
         for spec, value in schedule_values(group, reading, now):
             out.group(spec, value)
     _status(out, snapshot)
+    _freshness(out, snapshot, now)
     out.histogram(m.POLL_DURATION, snapshot.durations)
     for reason, count in zip(REASONS, snapshot.errors, strict=True):
         # Reasons that never happened stay absent, which keeps a healthy group to few series.
@@ -93,6 +94,19 @@ def _status(out: Sink, snapshot: GroupSnapshot) -> None:
         out.group(m.REFRESHES_WITHOUT_NEW_DATA, float(changes.refreshes_without_new_data))
     if changes.last_change_time is not None:
         out.group(m.DATA_TIME_LAST_CHANGE, changes.last_change_time.timestamp())
+
+
+def _freshness(out: Sink, snapshot: GroupSnapshot, now: float) -> None:
+    ledger = snapshot.freshness
+    fresh = ledger.is_fresh(now)
+    if fresh is not None:
+        out.group(m.FRESH, 1.0 if fresh else 0.0)
+    if snapshot.group.slo_objective is not None:
+        out.group(m.SLO_OBJECTIVE, snapshot.group.slo_objective)
+    # From the start, at 0, so that increase() sees the first seconds.
+    fresh_seconds, observed_seconds = ledger.totals(now)
+    out.group(m.FRESH_SECONDS, fresh_seconds)
+    out.group(m.OBSERVED_SECONDS, observed_seconds)
 
 
 def _plans(out: Sink, snapshot: GroupSnapshot, now: float) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from exporter.can.models import CanError, FailureReason, PollResult, Reading
 from exporter.config.model import Group
 from exporter.polling.resilience import Circuit, CircuitChange
-from exporter.state import GroupSnapshot
+from exporter.state.snapshots import GroupSnapshot
 
 # The poller's logger: these lines are the poller's, whichever module writes them.
 log = logging.getLogger("exporter.poller")

@@ -49,7 +49,14 @@ from exporter.polling.reconcile import (
 from exporter.polling.resilience import Circuit, CircuitChange, backoff_delay
 from exporter.polling.run import Asker
 from exporter.polling.workers import TargetWorkers
-from exporter.state import GroupKey, GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
+from exporter.state.snapshots import (
+    GroupKey,
+    GroupSnapshot,
+    SnapshotStore,
+    TargetSnapshot,
+    next_snapshot,
+    regrouped,
+)
 
 log = logging.getLogger("exporter.poller")
 
@@ -326,7 +333,9 @@ class Poller:
         same_plans = change.same_plans
         self._asker.forget(group.key)
         # A reading of other plans says nothing about the new ones.
-        self._store.put(replace(snapshot, group=group) if same_plans else GroupSnapshot(group))
+        self._store.put(
+            regrouped(snapshot, group, self._clock.now()) if same_plans else GroupSnapshot(group)
+        )
         # Thresholds, labels, timeout, backoff: the next poll reads them from _groups.
         if not change.reschedule:
             return

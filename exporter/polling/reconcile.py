@@ -12,7 +12,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 from exporter.config.model import Group, Target
-from exporter.state import GroupKey
+from exporter.state.snapshots import GroupKey
 
 
 @dataclass(frozen=True, slots=True)

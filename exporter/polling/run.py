@@ -17,7 +17,7 @@ from exporter.can.models import PollResult
 from exporter.clock import Clock
 from exporter.config.model import Group
 from exporter.polling.drilldown import Drilldown, decide, offending, plans_to_ask
-from exporter.state import GroupKey
+from exporter.state.snapshots import GroupKey
 
 # The poller's logger: these lines are the poller's, whichever module writes them.
 log = logging.getLogger("exporter.poller")

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from exporter.clock import Clock
 from exporter.listen import ListenAddress
 from exporter.metrics.exposition import Exposition
-from exporter.state import SnapshotStore
+from exporter.state.snapshots import SnapshotStore
 from exporter.web.landing import render_landing_page
 from exporter.web.passwordchecks import ChecksBusyError
 from exporter.web.security import WebSecurity

@@ -20,7 +20,7 @@ from exporter.metrics.report import (
     format_age,
     format_until,
 )
-from exporter.state import GroupSnapshot, TargetSnapshot
+from exporter.state.snapshots import GroupSnapshot, TargetSnapshot
 
 
 def render_landing_page(

@@ -9,6 +9,7 @@ from exporter.config.load import parse_config
 from exporter.config.model import (
     DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
     Config,
+    FreshBelow,
     Group,
     PlanKey,
     ThresholdValues,
@@ -32,6 +33,8 @@ def make_group(
     schedule: Schedule | None = None,
     data_periods: DataPeriods | None = None,
     refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
+    fresh_below: FreshBelow = FreshBelow.CRITICAL,
+    slo_objective: float | None = None,
 ) -> Group:
     return Group(
         target=target,
@@ -47,6 +50,8 @@ def make_group(
         schedule=schedule,
         data_periods=data_periods,
         refreshes_without_new_data=refreshes_without_new_data,
+        fresh_below=fresh_below,
+        slo_objective=slo_objective,
     )
 
 

@@ -16,7 +16,7 @@ from exporter.can.models import CanError, FailureReason, PollResult
 from exporter.clock import FixedClock
 from exporter.config.schedule import DataPeriods, Granularity, make_schedule
 from exporter.metrics.collector import CanCollector
-from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
+from exporter.state.snapshots import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 from tests.helpers.builders import NOW, make_group, make_reading
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "metrics.prom"
@@ -44,7 +44,9 @@ def golden_store() -> SnapshotStore:
     store = SnapshotStore()
     # Data rolled back 12 hours, then one refresh brought no new data.
     day = datetime(2024, 9, 1, tzinfo=UTC)
-    sales = GroupSnapshot(make_group("sales", schedule=NIGHTLY, data_periods=T_MINUS_1))
+    sales = GroupSnapshot(
+        make_group("sales", schedule=NIGHTLY, data_periods=T_MINUS_1, slo_objective=0.995)
+    )
     for data_time, refresh_hour, at in (
         (day + timedelta(hours=12), 1, NOW - timedelta(hours=3)),
         (day, 2, NOW - timedelta(hours=2)),

@@ -15,7 +15,7 @@ from exporter.can.models import CanError, FailureReason, PollResult, parse_lates
 from exporter.clock import FixedClock
 from exporter.config.model import ThresholdValues
 from exporter.metrics.collector import CanCollector
-from exporter.state import (
+from exporter.state.snapshots import (
     GroupSnapshot,
     PlanSnapshot,
     SnapshotStore,

@@ -14,7 +14,7 @@ from prometheus_client.utils import floatToGoString
 from exporter.can.models import CanError, FailureReason, PollResult
 from exporter.clock import FixedClock
 from exporter.metrics.exposition import Exposition, _count, _go_float
-from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
+from exporter.state.snapshots import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 from tests.helpers.builders import NOW, make_group, make_reading
 from tests.helpers.golden import golden_store
 

@@ -9,7 +9,7 @@ from exporter.can.models import CanError, FailureReason, PollResult, Reading
 from exporter.config.model import Group, ThresholdValues
 from exporter.config.schedule import DataPeriods, Granularity, make_schedule
 from exporter.metrics.report import describe_status, findings, format_until, render_table
-from exporter.state import GroupSnapshot, PlanSnapshot, next_snapshot
+from exporter.state.snapshots import GroupSnapshot, PlanSnapshot, next_snapshot
 from tests.helpers.builders import NOW, make_group, make_reading
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.clock import FixedClock
 from exporter.polling.poller import Poller
-from exporter.state import SnapshotStore
+from exporter.state.snapshots import SnapshotStore
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from exporter.can.models import LATEST_TIME_PATH
 from exporter.clock import FixedClock, SystemClock
 from exporter.config.model import Config
 from exporter.polling.poller import Poller, _spread_fraction
-from exporter.state import DataChanges, SnapshotStore
+from exporter.state.snapshots import DataChanges, SnapshotStore
 from tests.helpers.builders import CAN_MISSING_BODY, CAN_OK_BODY, NOW, config_for
 
 URL = "http://can.test"

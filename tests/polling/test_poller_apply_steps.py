@@ -7,7 +7,7 @@ import asyncio
 from exporter.clock import FixedClock
 from exporter.config.model import Config
 from exporter.polling.poller import _APPLY_STEP, Poller
-from exporter.state import SnapshotStore
+from exporter.state.snapshots import SnapshotStore
 from tests.helpers.builders import NOW, config_for
 
 MANY = 3 * _APPLY_STEP + 7

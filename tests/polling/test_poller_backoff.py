@@ -15,7 +15,7 @@ from exporter.can.models import LATEST_TIME_PATH
 from exporter.clock import FixedClock
 from exporter.config.model import Config
 from exporter.polling.poller import Poller
-from exporter.state import SnapshotStore
+from exporter.state.snapshots import SnapshotStore
 from tests.helpers.builders import CAN_MISSING_BODY, CAN_OK_BODY, NOW, config_for
 
 URL = "http://can.test"

@@ -19,7 +19,7 @@ from exporter.config.load import parse_config
 from exporter.config.model import Config
 from exporter.metrics.collector import CanCollector
 from exporter.polling.poller import Poller
-from exporter.state import PlanSnapshot, SnapshotStore
+from exporter.state.snapshots import PlanSnapshot, SnapshotStore
 from tests.helpers.builders import CAN_MISSING_BODY, NOW
 
 URL = "http://can.test"

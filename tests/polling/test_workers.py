@@ -17,7 +17,7 @@ from exporter.config.load import parse_config
 from exporter.config.model import Config
 from exporter.polling.poller import Poller
 from exporter.polling.workers import TargetWorkers
-from exporter.state import GroupKey, SnapshotStore
+from exporter.state.snapshots import GroupKey, SnapshotStore
 from tests.helpers.builders import CAN_OK_BODY
 
 TARGETS = {"slow": "http://slow.can.test", "fast": "http://fast.can.test"}

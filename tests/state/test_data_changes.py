@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exporter.can.models import CanError, FailureReason, PollResult
-from exporter.state import DataChanges, GroupSnapshot, next_snapshot
+from exporter.state.snapshots import DataChanges, GroupSnapshot, next_snapshot
 from tests.helpers.builders import NOW, make_group, make_reading
 
 DAY = datetime(2024, 9, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ from exporter.clock import FixedClock
 from exporter.daemon.settings import ListenAddress
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.selfmetrics import ExporterMetrics
-from exporter.state import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
+from exporter.state.snapshots import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
 from exporter.web.app import WebApp, WebOptions
 from exporter.web.landing import render_landing_page
 from tests.helpers.builders import NOW, make_group, make_reading

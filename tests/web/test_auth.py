@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from exporter.can.models import PollResult
 from exporter.clock import FixedClock
 from exporter.metrics.exposition import Exposition
-from exporter.state import GroupSnapshot, SnapshotStore, next_snapshot
+from exporter.state.snapshots import GroupSnapshot, SnapshotStore, next_snapshot
 from exporter.web import auth as webauth
 from exporter.web.app import CHECKS_BUSY, WWW_AUTHENTICATE, WebApp, WebOptions
 from exporter.web.auth import BasicAuth, parse_basic_authorization

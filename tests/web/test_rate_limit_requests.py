@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.clock import FixedClock
 from exporter.metrics.exposition import Exposition
-from exporter.state import SnapshotStore
+from exporter.state.snapshots import SnapshotStore
 from exporter.web import auth as webauth
 from exporter.web.app import WebApp, WebOptions
 from exporter.web.config import load_web_config

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from exporter.can.models import FailureReason, PollResult, Reading
 from exporter.config.model import Group
+from exporter.state.freshness import NOT_YET_KNOWN, FreshnessLedger, stale_from
 
 # Upper bounds of the poll-duration histogram; CAN usually answers in tens of milliseconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -118,6 +119,7 @@ class GroupSnapshot:
     consecutive_failures: int = 0
     next_poll_time: datetime | None = None
     changes: DataChanges = DataChanges()
+    freshness: FreshnessLedger = NOT_YET_KNOWN
 
     @property
     def polled(self) -> bool:
@@ -160,7 +162,21 @@ def next_snapshot(
         changes=previous.changes.after(result.reading, now)
         if result.reading is not None
         else previous.changes,
+        freshness=previous.freshness.restarted(
+            now.timestamp(), stale_from(previous.group, result.reading)
+        )
+        if result.reading is not None
+        else previous.freshness,
     )
+
+
+def regrouped(snapshot: GroupSnapshot, group: Group, now: datetime) -> GroupSnapshot:
+    """The snapshot under a reloaded group: its reading is judged by the new thresholds and
+    SLO from ``now`` on; the time before stays counted as the old ones judged it."""
+    freshness = snapshot.freshness
+    if snapshot.reading is not None:
+        freshness = freshness.restarted(now.timestamp(), stale_from(group, snapshot.reading))
+    return replace(snapshot, group=group, freshness=freshness)
 
 
 def _next_plans(
