@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -147,12 +148,13 @@ def _objective(value: Any) -> float | None:
     text = str(value).strip()
     percent = text.endswith("%")
     try:
-        number = float(text.removesuffix("%").strip())
-    except ValueError:
+        number = Decimal(text.removesuffix("%").strip())
+    except InvalidOperation:
         raise ValueError(
             f"invalid objective {text!r}: write a ratio such as 0.995 or a percentage such as 99.5%"
         ) from None
-    ratio = number / 100 if percent else number
+    # In decimal, so that 99.9% is 0.999 and not 0.9990000000000001.
+    ratio = float(number / 100 if percent else number)
     if not math.isfinite(ratio) or not 0 < ratio < 1:
         hint = f" (for a percentage, write {text}%)" if not percent and 1 < ratio < 100 else ""
         raise ValueError(f"objective {text} must be strictly between 0 and 1{hint}")

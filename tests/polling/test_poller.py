@@ -237,6 +237,30 @@ async def test_change_detection_survives_a_threshold_reload_but_not_a_plan_chang
     assert fresh.changes == DataChanges()
 
 
+async def test_a_reload_that_changes_the_slo_judges_freshness_anew_from_the_reload(
+    poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock, clock: FixedClock
+) -> None:
+    httpx_mock.add_response(url=ENDPOINT, json=OK_BODY)
+    key = ("prod", "a")
+    poller.apply(_config("  - {name: a, target: prod, plan_ids: [p1], slo: {objective: 0.99}}\n"))
+    await poller.poll_group(key)
+    clock.at = NOW + timedelta(hours=1)
+    poller.apply(
+        _config(
+            "  - {name: a, target: prod, plan_ids: [p1], slo: {objective: 99.9%},"
+            " thresholds: {data_lag: {critical: 20h}}}\n"
+        )
+    )
+    snapshot = store.get(key)
+    assert snapshot is not None
+    assert snapshot.group.slo_objective == 0.999
+    # Fresh under the 50h default for the hour before the reload, stale under 20h after it.
+    assert snapshot.freshness.since == clock.at.timestamp()
+    assert snapshot.freshness.is_fresh(clock.at.timestamp()) is False
+    later = (NOW + timedelta(hours=2)).timestamp()
+    assert snapshot.freshness.totals(later) == (3600.0, 7200.0)
+
+
 async def test_a_target_change_replaces_its_client(
     poller: Poller, store: SnapshotStore, httpx_mock: HTTPXMock
 ) -> None:
