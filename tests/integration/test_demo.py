@@ -127,3 +127,23 @@ def test_demo_shows_an_on_time_and_a_late_schedule(demo: Exporter) -> None:
     orders = {"target": "demo", "group": "orders_realtime"}
     assert demo.value("aloudata_can_refresh_deadline_timestamp_seconds", **orders) is None
     assert demo.value("aloudata_can_data_lag_periods", **orders) is None
+
+
+def test_demo_has_one_group_inside_its_freshness_budget_and_one_burning_it(demo: Exporter) -> None:
+    samples = demo.scrape()
+
+    def value(name: str, group: str) -> float | None:
+        return samples.get((name, frozenset({"target": "demo", "group": group}.items())))
+
+    assert value("aloudata_can_slo_objective_ratio", "sales_dashboard") == 0.995
+    assert value("aloudata_can_slo_objective_ratio", "finance_report") == 0.99
+    assert value("aloudata_can_fresh", "sales_dashboard") == 1
+    assert value("aloudata_can_fresh", "finance_report") == 0
+    observed = value("aloudata_can_observed_seconds_total", "sales_dashboard")
+    assert observed is not None
+    assert observed > 0
+    assert value("aloudata_can_fresh_seconds_total", "sales_dashboard") == observed
+    assert value("aloudata_can_fresh_seconds_total", "finance_report") == 0
+    # Groups without an slo still have the SLI, but no objective.
+    assert value("aloudata_can_fresh", "orders_realtime") == 1
+    assert value("aloudata_can_slo_objective_ratio", "orders_realtime") is None
