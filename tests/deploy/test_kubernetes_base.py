@@ -287,7 +287,7 @@ def test_the_crd_check_can_fail() -> None:
     assert _crd_problems(monitor) == ["ServiceMonitor: spec: 'selector' is a required property"]
 
     rule = objects["PrometheusRule"]
-    freshness, health = rule["spec"]["groups"]
+    freshness, health, _slo = rule["spec"]["groups"]
     freshness["name"] = ""
     del freshness["rules"][0]["expr"]
     freshness["rules"][1]["record"] = "aloudata_can:data_lag_seconds"

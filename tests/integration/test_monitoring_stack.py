@@ -1,8 +1,11 @@
 """The monitoring bundle end to end: simulator → exporter → Prometheus (the repo's rules) →
 Alertmanager (the repo's example routing) → a webhook receiver, all real processes on 127.0.0.1.
 
-The repo's rules are loaded as they are. Their `for:` durations are minutes long, so a second
-copy with `for: 2s` is loaded beside them to see alerts fire within the test; the example
+The repo's rules are loaded as they are, but for the freshness SLO group's 1m evaluation
+interval, cut to the test's 1s so that its recordings appear within seconds. Their `for:`
+durations are minutes long, so a second copy of the alerts with `for: 2s` is loaded beside them
+(without the recording rules, which the first copy records) to see alerts fire within the test;
+the example
 Alertmanager config keeps its routes and inhibit rules, with every receiver turned into a webhook
 to this test and group_wait cut to a second.
 """
@@ -52,19 +55,22 @@ targets:
     auth: {{type: APIKEY, value: integration-apikey-4f1d}}
     timezone: Asia/Shanghai
 groups:
-  # Hourly runs from :00 that end at :05, due at :15; today's data: on schedule.
+  # Hourly runs from :00 that end at :05, due at :15; today's data: on schedule, and inside
+  # its SLO.
   - name: fresh
     target: sim
     plan_ids: [aaaa0000000000000000000000000001]
     schedule: {{refresh_cron: "0 * * * *", grace: 15m}}
     data_granularity: day
-  # The same schedule, stalled for four days: overdue and four days behind.
+    slo: {{objective: 99.5%}}
+  # The same schedule, stalled for four days: overdue, four days behind, burning its budget.
   - name: lagging
     target: sim
     plan_ids: [aaaa0000000000000000000000000002]
     labels: {{team: finance, owner: '{owner}', dashboard_url: '{dashboard_url}'}}
     schedule: {{refresh_cron: "0 * * * *", grace: 15m}}
     data_granularity: day
+    slo: {{objective: 0.99}}
   - {{name: never, target: sim, plan_ids: [aaaa0000000000000000000000000003]}}
   - {{name: notready, target: sim, plan_names: [not_ready_daily]}}
   - {{name: missing, target: sim, plan_ids: [ffff0000000000000000000000000000]}}
@@ -81,19 +87,39 @@ groups:
 """
 
 
+SLO_GROUP = "aloudata-can-slo"
+
+
 @dataclass
 class Stack:
     exporter: Exporter
     prometheus: Prometheus
     alertmanager: Alertmanager
     webhook: WebhookReceiver
+    # The repo's rules as Prometheus loads them (see _shipped_rules).
+    rules: Path
+
+
+def _shipped_rules(tmp: Path) -> Path:
+    """The repo's rules, the SLO group evaluated every second (the test's interval) instead of
+    every minute; nothing else changes."""
+    document = yaml.safe_load(ALERTS.read_text())
+    (slo,) = [group for group in document["groups"] if group["name"] == SLO_GROUP]
+    assert slo["interval"] == "1m"
+    slo["interval"] = "1s"
+    path = tmp / "alerts.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
 
 
 def _fast_rules(tmp: Path) -> Path:
-    """The repo's rules with every `for:` cut to 2s, in groups of their own."""
+    """The repo's alerts with every `for:` cut to 2s, in groups of their own; the recording
+    rules stay in the shipped copy only (two groups recording one series would clash)."""
     document = yaml.safe_load(ALERTS.read_text())
     for group in document["groups"]:
         group["name"] += "-fast"
+        group.pop("interval", None)
+        group["rules"] = [rule for rule in group["rules"] if "alert" in rule]
         for rule in group["rules"]:
             rule["for"] = "2s"
     path = tmp / "alerts-fast.yml"
@@ -114,11 +140,11 @@ def _test_alertmanager_config(webhook_url: str) -> dict[str, Any]:
 
 
 def _prometheus_config(
-    exporter: Exporter, alertmanager: Alertmanager, fast_rules: Path
+    exporter: Exporter, alertmanager: Alertmanager, rules: Path, fast_rules: Path
 ) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(ALERTS), str(fast_rules)],
+        "rule_files": [str(rules), str(fast_rules)],
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]
         },
@@ -157,11 +183,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             alertmanager_binary, _test_alertmanager_config(webhook.url), tmp
         )
         started.append(alertmanager)
+        rules = _shipped_rules(tmp)
         prometheus = Prometheus(
-            prometheus_binary, _prometheus_config(exporter, alertmanager, _fast_rules(tmp)), tmp
+            prometheus_binary,
+            _prometheus_config(exporter, alertmanager, rules, _fast_rules(tmp)),
+            tmp,
         )
         started.append(prometheus)
-        yield Stack(exporter, prometheus, alertmanager, webhook)
+        yield Stack(exporter, prometheus, alertmanager, webhook, rules)
     finally:
         for part in reversed(started):
             part.stop()
@@ -287,16 +316,64 @@ def test_every_repo_rule_loads_and_evaluates(stack: Stack) -> None:
     expected = yaml.safe_load(ALERTS.read_text())["groups"]
 
     def evaluated() -> bool:
-        loaded = {g["name"]: g for g in _rule_groups(stack) if g["file"] == str(ALERTS)}
+        loaded = {g["name"]: g for g in _rule_groups(stack) if g["file"] == str(stack.rules)}
         return set(loaded) == {g["name"] for g in expected} and all(
             rule["health"] == "ok" for group in loaded.values() for rule in group["rules"]
         )
 
     wait_for(evaluated, DATA_TIMEOUT, "every rule of alerts.yml evaluated with health ok")
-    loaded = {g["name"]: g for g in _rule_groups(stack) if g["file"] == str(ALERTS)}
+    loaded = {g["name"]: g for g in _rule_groups(stack) if g["file"] == str(stack.rules)}
     for group in expected:
         names = [rule["name"] for rule in loaded[group["name"]]["rules"]]
-        assert names == [rule["alert"] for rule in group["rules"]]
+        assert names == [rule.get("alert") or rule["record"] for rule in group["rules"]]
+
+
+def _recorded(stack: Stack, name: str, group: str) -> float | None:
+    series = stack.prometheus.query(f'{name}{{job="{JOB}", group="{group}"}}')
+    return float(series[0]["value"][1]) if series else None
+
+
+def test_the_slo_rules_record_the_groups_with_an_slo(stack: Stack) -> None:
+    names = ("aloudata_can:freshness_error_ratio:5m", "aloudata_can:freshness_budget_remaining:28d")
+
+    def recorded() -> bool:
+        return all(_recorded(stack, n, g) is not None for n in names for g in ("fresh", "lagging"))
+
+    wait_for(recorded, DATA_TIMEOUT, "the SLO recordings of the fresh and the lagging group")
+    # The fresh group was fresh all along: no errors, the whole budget left. The lagging group
+    # (four days behind, over its critical threshold) was never fresh: its budget is spent.
+    assert _recorded(stack, names[0], "fresh") == 0.0
+    assert _recorded(stack, names[1], "fresh") == 1.0
+    assert _recorded(stack, names[0], "lagging") == 1.0
+    budget = _recorded(stack, names[1], "lagging")
+    assert budget is not None
+    assert budget < 0
+    # Groups without an slo record nothing.
+    assert not stack.prometheus.query('{__name__=~"aloudata_can:.+", group=~"never|notready"}')
+
+
+def test_lagging_group_budget_burn_pages_its_team(stack: Stack) -> None:
+    def paged() -> bool:
+        return any(
+            alert["labels"]["severity"] == "critical"
+            for _, alert in _delivered(stack, "AloudataCanFreshnessBudgetBurn", "lagging")
+        )
+
+    wait_for(paged, DATA_TIMEOUT, "the lagging group's budget burn page")
+    receiver, alert = next(
+        (receiver, alert)
+        for receiver, alert in _delivered(stack, "AloudataCanFreshnessBudgetBurn", "lagging")
+        if alert["labels"]["severity"] == "critical"
+    )
+    assert receiver == "finance-pager"
+    assert alert["labels"]["owner"] == OWNER
+    # Never fresh: a burn rate of 1 / (1 - 0.99) = 100.
+    assert re.fullmatch(
+        r"Plan group lagging on CAN target sim burns its freshness error budget 100\.0 times as "
+        r"fast as its objective of 99% fresh allows, .* Error budget left over 28 days: -?\d.*%\. "
+        + re.escape(f"Owner: {OWNER}."),
+        alert["annotations"]["description"],
+    ), alert["annotations"]["description"]
 
 
 def _delivered(stack: Stack, alertname: str, group: str) -> list[tuple[str, dict[str, Any]]]:

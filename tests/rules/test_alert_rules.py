@@ -2,7 +2,8 @@
 
 Conventions checked here: every alert has `for:`, a severity, summary/description/runbook_url,
 a runbook section that exists, the one job selector, and promtool tests that show it firing and
-not firing.
+not firing. Every series a rule reads is one the exporter declares, or one a recording rule of
+the same file records (``aloudata_can:...``, per group).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from tests.helpers.programs import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+# The promtool test files: the alerts', and the freshness SLO rules'.
 ALERTS_TEST = Path(__file__).parent / "alerts-test.yml"
+SLO_TEST = Path(__file__).parent / "slo-test.yml"
+RULE_TESTS = [ALERTS_TEST, SLO_TEST]
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_BASE = "https://github.com/aloudata/aloudata-can-exporter/blob/main/docs/runbook.md#"
 JOB_SELECTOR = 'job="aloudata-can-exporter"'
-GROUPS = {"aloudata-can-freshness", "aloudata-can-exporter"}
+GROUPS = {"aloudata-can-freshness", "aloudata-can-exporter", "aloudata-can-slo"}
 GROUP_INFO_JOIN = (
     "* on(job, instance, target, group) group_left(team, owner) "
     f"aloudata_can_group_info{{{JOB_SELECTOR}}}"
@@ -38,20 +42,46 @@ UNTHRESHOLDED = {"AloudataCanPlanNotReady", "AloudataCanDataTimeRegressed"}
 
 # Labels every series gets from the scrape, whatever the metric.
 SCRAPE_LABELS = frozenset({"job", "instance"})
-_METRIC = re.compile(r"\baloudata_can_\w+")
-_SELECTOR = re.compile(r"\b(aloudata_can_\w+)\{([^}]*)\}")
+# The exporter's names (aloudata_can_...) and the recording rules' (aloudata_can:...).
+_METRIC = re.compile(r"\baloudata_can(?:_\w+|:[\w:]+)")
+_SELECTOR = re.compile(r"\b(aloudata_can(?:_\w+|:[\w:]+))\{([^}]*)\}")
 _MATCHER_LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
 # Every series name the exporter exposes (a histogram's three), with its labels.
-DECLARED = {
+EXPOSED = {
     spec.exposed_name + suffix: spec.labels
     for spec in declarations.ALL
     for suffix in (("_bucket", "_sum", "_count") if spec.type is declarations.HISTOGRAM else ("",))
 }
+# The freshness SLO recording rules, as the README names them (a public contract): per group.
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "28d")
+SLO_RECORDINGS = {
+    *(f"aloudata_can:freshness_error_ratio:{window}" for window in SLO_WINDOWS),
+    "aloudata_can:freshness_budget_remaining:28d",
+}
+GROUP_LABELS = ("target", "group")
+
+
+def _all_rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(ALERTS.read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
 
 
 def _rules() -> list[dict[str, Any]]:
-    document = yaml.safe_load(ALERTS.read_text())
-    return [rule for group in document["groups"] for rule in group["rules"]]
+    """The alerting rules."""
+    return [rule for rule in _all_rules() if "alert" in rule]
+
+
+def _recordings() -> list[dict[str, Any]]:
+    return [rule for rule in _all_rules() if "record" in rule]
+
+
+def _name(rule: dict[str, Any]) -> str:
+    return str(rule.get("alert") or rule["record"])
+
+
+# Every series the rules may read: the exporter's, and what the file's recording rules record
+# (each one keeps the labels of a group's series: job, instance, target, group).
+DECLARED = {**EXPOSED, **{rule["record"]: GROUP_LABELS for rule in _recordings()}}
 
 
 def _alert_names() -> list[str]:
@@ -65,11 +95,17 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 def test_promtool_check_rules() -> None:
     result = _run([require_tool("promtool"), "check", "rules", str(ALERTS)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(_rules())} rules found" in result.stdout
+    assert f"SUCCESS: {len(_all_rules())} rules found" in result.stdout
 
 
-def test_promtool_test_rules() -> None:
-    result = _run([require_tool("promtool"), "test", "rules", str(ALERTS_TEST)])
+def test_the_promtool_test_files_are_found() -> None:
+    # Guards the tests below against passing on an empty glob.
+    assert sorted(Path(__file__).parent.glob("*-test.y*ml")) == sorted(RULE_TESTS)
+
+
+@pytest.mark.parametrize("tests", RULE_TESTS, ids=lambda path: path.name)
+def test_promtool_test_rules(tests: Path) -> None:
+    result = _run([require_tool("promtool"), "test", "rules", str(tests)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -115,6 +151,16 @@ def test_promtool_test_rules() -> None:
         # Any regression fires, and for an hour.
         ("[1h]) > 0", "[1h]) >= 0", "a data time going backwards fires after for elapses"),
         ("[1h]) > 0", "[10m]) > 0", "a data time going backwards fires after for elapses"),
+        # The page's threshold: 14.4 times the budget over 1h and 5m.
+        ("> 14.4", "> 16.8", "a five-minute blip pages at 99.5% and not at 99%"),
+        # A window without observed seconds has no ratio, not 0 / 0.
+        (
+            '/ (rate(aloudata_can_observed_seconds_total{job="aloudata-can-exporter"}[5m]) > 0)',
+            '/ rate(aloudata_can_observed_seconds_total{job="aloudata-can-exporter"}[5m])',
+            "unknown|no_slo",
+        ),
+        # The 28-day ratio is the mean of the 5m series.
+        ("avg_over_time(", "max_over_time(", "aloudata_can:freshness_error_ratio:28d"),
     ],
     ids=[
         "threshold-edge",
@@ -125,6 +171,9 @@ def test_promtool_test_rules() -> None:
         "count-threshold-edge",
         "regression-zero",
         "regression-window",
+        "page-threshold",
+        "ratio-without-observed-seconds",
+        "28d-mean",
     ],
 )
 def test_promtool_test_rules_can_fail(
@@ -133,18 +182,56 @@ def test_promtool_test_rules_can_fail(
     rules = ALERTS.read_text()
     assert original in rules
     (tmp_path / "alerts.yml").write_text(rules.replace(original, mutant))
-    tests = ALERTS_TEST.read_text().replace("../../deploy/prometheus/alerts.yml", "alerts.yml")
-    (tmp_path / "alerts-test.yml").write_text(tests)
-    result = _run([require_tool("promtool"), "test", "rules", str(tmp_path / "alerts-test.yml")])
+    # The test file that names the failure (an engine error: the alerts'), against the mutant.
+    source = SLO_TEST if failure in SLO_TEST.read_text() else ALERTS_TEST
+    tests = source.read_text().replace("../../deploy/prometheus/alerts.yml", "alerts.yml")
+    (tmp_path / source.name).write_text(tests)
+    result = _run([require_tool("promtool"), "test", "rules", str(tmp_path / source.name)])
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "Unit Testing" in output
     assert failure in output
 
 
-def test_rule_groups_are_freshness_and_exporter_health() -> None:
+def test_rule_groups_are_freshness_exporter_health_and_slo() -> None:
     document = yaml.safe_load(ALERTS.read_text())
     assert {group["name"] for group in document["groups"]} == GROUPS
+
+
+def test_the_slo_recording_rules_are_the_public_names() -> None:
+    document = yaml.safe_load(ALERTS.read_text())
+    slo = next(g for g in document["groups"] if g["name"] == "aloudata-can-slo")
+    assert {rule["record"] for rule in slo["rules"] if "record" in rule} == SLO_RECORDINGS
+    assert {rule["record"] for rule in _recordings()} == SLO_RECORDINGS
+
+
+@pytest.mark.parametrize("rule", _recordings(), ids=_name)
+def test_recording_rule_follows_conventions(rule: dict[str, Any]) -> None:
+    expr = rule["expr"]
+    selectors = re.findall(r"\{([^{}]*)\}", expr)
+    assert selectors, f"{rule['record']} selects no series"
+    assert all(JOB_SELECTOR in selector for selector in selectors), expr
+    # Only groups with an SLO: every rule reads the group's objective, joined per group.
+    assert f"aloudata_can_slo_objective_ratio{{{JOB_SELECTOR}}}" in expr
+    assert "on(job, instance, target, group)" in expr
+    assert not re.search(r"\b(by|without)\s*\(", expr), "a group's series keep their labels"
+
+
+def test_recording_rules_read_only_what_is_recorded_before_them() -> None:
+    # Rules of a group run in order at one timestamp: a rule reading a recording made after it
+    # would see the previous evaluation's value.
+    recorded: set[str] = set()
+    for rule in _recordings():
+        used = {name for name in _METRIC.findall(rule["expr"]) if ":" in name}
+        assert used <= recorded, f"{rule['record']} reads {sorted(used - recorded)} first"
+        recorded.add(rule["record"])
+
+
+def test_the_long_window_reads_the_5m_series_not_the_counters() -> None:
+    (rule,) = [r for r in _recordings() if r["record"] == "aloudata_can:freshness_error_ratio:28d"]
+    assert "[28d]" in rule["expr"]
+    assert "aloudata_can:freshness_error_ratio:5m{" in rule["expr"]
+    assert "_seconds_total" not in rule["expr"]
 
 
 @pytest.mark.parametrize("rule", _rules(), ids=lambda rule: f"{rule['alert']}")
@@ -184,15 +271,15 @@ def test_schedule_alerts_are_freshness_alerts_on_the_schedule_series() -> None:
 
 def test_every_metric_a_rule_uses_is_declared_with_its_labels() -> None:
     problems = []
-    for rule in _rules():
+    for rule in _all_rules():
         # The annotations' query templates count too: they query the same series.
         for text in (rule["expr"], *map(str, rule.get("annotations", {}).values())):
             unknown = [name for name in _METRIC.findall(text) if name not in DECLARED]
-            problems += [f"{rule['alert']}: {name} is not declared" for name in unknown]
+            problems += [f"{_name(rule)}: {name} is not declared" for name in unknown]
             for name, matchers in _SELECTOR.findall(text):
                 labels = set(_MATCHER_LABEL.findall(matchers))
                 if extra := labels - set(DECLARED.get(name, ())) - SCRAPE_LABELS:
-                    problems.append(f"{rule['alert']}: {name} has no labels {sorted(extra)}")
+                    problems.append(f"{_name(rule)}: {name} has no labels {sorted(extra)}")
     assert problems == []
 
 
@@ -216,6 +303,8 @@ def test_the_group_level_alerts() -> None:
         *SCHEDULE_ALERTS,
         "AloudataCanDataTimeRegressed",
         "AloudataCanRefreshesWithoutNewData",
+        "AloudataCanFreshnessBudgetBurn",
+        "AloudataCanFreshnessBudgetExhausted",
     }
 
 
@@ -248,7 +337,8 @@ def test_every_runbook_section_is_an_alert() -> None:
 def _promtool_cases() -> dict[str, tuple[int, int]]:
     """For each alert name: how many promtool cases expect it firing, and expect none."""
     cases: dict[str, tuple[int, int]] = {}
-    for test in yaml.safe_load(ALERTS_TEST.read_text())["tests"]:
+    tests = [test for path in RULE_TESTS for test in yaml.safe_load(path.read_text())["tests"]]
+    for test in tests:
         assert test.get("name"), "every promtool test group has a name"
         for case in test.get("alert_rule_test", []):
             firing, silent = cases.get(case["alertname"], (0, 0))
@@ -342,6 +432,15 @@ def test_amtool_check_config() -> None:
         (
             ["alertname=AloudataCanRefreshesWithoutNewData", "severity=critical", "group=x"],
             "data-platform-pager",
+        ),
+        # The SLO alerts go to the group's team like its other freshness alerts.
+        (
+            ["alertname=AloudataCanFreshnessBudgetBurn", "severity=critical", "team=finance"],
+            "finance-pager",
+        ),
+        (
+            ["alertname=AloudataCanFreshnessBudgetExhausted", "severity=warning", "group=x"],
+            "data-platform-chat",
         ),
         (["alertname=AloudataCanExporterDown", "severity=critical"], "observability-pager"),
         (["alertname=AloudataCanExporterAbsent", "severity=critical"], "observability-pager"),
