@@ -29,6 +29,7 @@ TITLE_PREFIX = "Aloudata CAN / "
 OVERVIEW_UID = "aloudata-can-overview"
 GROUP_UID = "aloudata-can-group"
 EXPORTER_UID = "aloudata-can-exporter"
+SLO_UID = "aloudata-can-slo"
 DEFAULT_JOB = "aloudata-can-exporter"
 # The uid the provisioned data source has (grafana/provisioning/datasources/prometheus.yml).
 DEFAULT_DATASOURCE_UID = "prometheus"
@@ -62,6 +63,7 @@ SHORT = "short"
 BYTES = "bytes"
 RATIO = "percentunit"
 PER_SECOND = "reqps"
+BURN_RATE = "suffix:x"
 
 # -- PromQL ------------------------------------------------------------------------------------
 
@@ -152,6 +154,8 @@ class Column:
     unit: str
     mapping: Mapping[int, tuple[str, str]] | None = None
     cell: str = "auto"  # or "color-background", "color-text"
+    thresholds: Json | None = None  # the colours of a color-* cell, instead of the table's
+    decimals: int | None = None
 
 
 def _ref(index: int) -> str:
@@ -272,7 +276,9 @@ def timeseries(
     links: Sequence[Json] = (),
     bars: bool = False,
     log_scale: bool = False,
+    thresholds: Json | None = None,
 ) -> Json:
+    """A graph; ``thresholds`` are drawn as dashed horizontal lines, one per step."""
     custom: Json = {
         "drawStyle": "bars" if bars else "line",
         "lineWidth": 1,
@@ -285,6 +291,9 @@ def timeseries(
     else:
         custom["axisSoftMin"] = 0
     defaults: Json = {"color": {"mode": "palette-classic"}, "custom": custom}
+    if thresholds:
+        custom["thresholdsStyle"] = {"mode": "dashed"}
+        defaults["thresholds"] = thresholds
     if links:
         defaults["links"] = list(links)
     return _panel(
@@ -322,6 +331,10 @@ def table(
             properties.append({"id": "mappings", "value": _mappings(column.mapping)})
         if column.cell != "auto":
             properties.append({"id": "custom.cellOptions", "value": {"type": column.cell}})
+        if column.thresholds:
+            properties.append({"id": "thresholds", "value": column.thresholds})
+        if column.decimals is not None:
+            properties.append({"id": "decimals", "value": column.decimals})
         overrides.append(
             {
                 "matcher": {"id": "byName", "options": f"Value #{_ref(index)}"},
@@ -472,8 +485,14 @@ def _query_variable(
     return variable
 
 
-def variables(*names: str) -> list[Json]:
-    """The template variables, always in this order; ``names`` picks those after ``instance``."""
+def variables(*names: str, groups_from: str = "aloudata_can_poll_success") -> list[Json]:
+    """The template variables, always in this order; ``names`` picks those after ``instance``.
+
+    ``groups_from`` is the metric the target and group values come from. ``team`` comes from the
+    groups' config labels (aloudata_can_group_info); the other metrics have no team label, so
+    the variables after it are not filtered on it: queries join group_info instead
+    (``in_team``).
+    """
     scope: list[str] = list(EXPORTER_SCOPE)
     result = [
         _datasource_variable(),
@@ -492,9 +511,10 @@ def variables(*names: str) -> list[Json]:
         ),
     ]
     sources = {
-        "target": ("Target", "aloudata_can_poll_success", True),
-        "group": ("Group", "aloudata_can_poll_success", True),
-        "single_group": ("Group", "aloudata_can_poll_success", False),
+        "team": ("Team", "aloudata_can_group_info", True),
+        "target": ("Target", groups_from, True),
+        "group": ("Group", groups_from, True),
+        "single_group": ("Group", groups_from, False),
         "plan": ("Plan", "aloudata_can_plan_poll_success", True),
     }
     for name in names:
@@ -502,7 +522,8 @@ def variables(*names: str) -> list[Json]:
         label_name = name.removeprefix("single_")
         query = f"label_values({selector(metric, scope)}, {label_name})"
         result.append(_query_variable(label_name, label, query, multi=multi))
-        scope.append(label_name)
+        if label_name != "team":
+            scope.append(label_name)
     return result
 
 
@@ -1208,12 +1229,195 @@ def exporter() -> Json:
     )
 
 
+# -- Freshness SLOs ----------------------------------------------------------------------------
+
+# The recording rules of deploy/prometheus/alerts.yml (group aloudata-can-slo), one series per
+# group with an SLO, labels job, instance, target and group.
+SLO_SCOPE = GROUP_SCOPE
+BURN_WINDOWS = ("1h", "6h", "1d", "3d")
+# The burn rate each window alerts at (multiwindow, multi-burn-rate): 2% of the 28-day budget
+# in 1h, 5% in 6h, 10% in 1d, 10% in 3d.
+BURN_ALERT = {"1h": 14.4, "6h": 6.0, "1d": 3.0, "3d": 1.0}
+BURN_STEPS = _steps("green", (1, "yellow"), (3, "orange"), (14.4, "red"))
+# Red when the budget is spent (<= 0), yellow while a quarter or less is left.
+BUDGET_STEPS = _steps("red", (1e-9, "yellow"), (0.25, "green"))
+SLO_LEGEND = "{{target}} / {{group}}"
+
+_SLO_HELP = (
+    " From the recording rules of deploy/prometheus/alerts.yml (group aloudata-can-slo): empty "
+    "until Prometheus loads them, and only groups with an slo.objective."
+)
+_BURN_HELP = (
+    "The burn rate is the error ratio over the window divided by the error budget "
+    "(1 - objective): 1x spends exactly the 28-day budget in 28 days, 14.4x spends 2% of it in "
+    "an hour."
+)
+
+
+def in_team(expr: str, scope: Sequence[str] = SLO_SCOPE) -> str:
+    """``expr`` for the groups of the selected teams, with their team and owner labels.
+
+    Only aloudata_can_group_info carries the groups' config labels, so the team filter is a
+    join on it; a group without a team label passes when the variable is All.
+    """
+    info = selector("aloudata_can_group_info", (*scope, "team"))
+    return f"({expr}) * on({GROUP_KEY}) group_left(team, owner) {info}"
+
+
+def error_ratio(window: str) -> str:
+    return selector(f"aloudata_can:freshness_error_ratio:{window}", SLO_SCOPE)
+
+
+def burn_rate(window: str) -> str:
+    objective = selector("aloudata_can_slo_objective_ratio", SLO_SCOPE)
+    return in_team(f"{error_ratio(window)} / on({GROUP_KEY}) (1 - {objective})")
+
+
+def budget_remaining() -> str:
+    return in_team(selector("aloudata_can:freshness_budget_remaining:28d", SLO_SCOPE))
+
+
+def slo() -> Json:
+    objective = in_team(selector("aloudata_can_slo_objective_ratio", SLO_SCOPE))
+    sli = in_team(f"1 - {error_ratio('28d')}")
+    layout = Layout()
+    layout.add(
+        6,
+        4,
+        stat(
+            "Groups with an SLO",
+            "Number of groups with an slo.objective in the exporter's config (of the selected "
+            "teams), from aloudata_can_slo_objective_ratio.",
+            COUNT,
+            Query(f"count({objective}) or vector(0)", "groups"),
+            color_mode="none",
+        ),
+        stat(
+            "Burning budget",
+            "Number of groups whose burn rate over the last hour is above 1x: at that pace they "
+            "spend more than their whole error budget in 28 days. " + _BURN_HELP + _SLO_HELP,
+            COUNT,
+            Query(f"count({burn_rate('1h')} > 1) or vector(0)", "burning"),
+            thresholds=_steps("green", (1, "orange")),
+        ),
+        stat(
+            "Budget exhausted",
+            "Number of groups that have spent their whole error budget over the last 28 days "
+            "(budget remaining at or below 0): they were fresh less than their objective."
+            + _SLO_HELP,
+            COUNT,
+            Query(f"count({budget_remaining()} <= 0) or vector(0)", "exhausted"),
+            thresholds=_steps("green", (1, "red")),
+        ),
+        stat(
+            "Lowest budget remaining",
+            "The smallest share of its 28-day error budget any group has left: 1 - (error ratio "
+            "over 28 days) / (1 - objective). Red when spent, yellow at 25% or less." + _SLO_HELP,
+            RATIO,
+            Query(f"min({budget_remaining()})", "lowest"),
+            thresholds=BUDGET_STEPS,
+        ),
+    )
+
+    burn_columns = [
+        Column(
+            f"Burn {window}",
+            burn_rate(window),
+            BURN_RATE,
+            cell="color-text",
+            thresholds=BURN_STEPS,
+            decimals=1,
+        )
+        for window in BURN_WINDOWS
+    ]
+    layout.add(
+        24,
+        11,
+        table(
+            "SLOs",
+            "Every group with a freshness SLO, the fastest burning first (by its burn rate over "
+            "the last hour). Objective: the share of time it is to be fresh. SLI: the share of "
+            "the last 28 days it was fresh, of the time its freshness was known. Budget "
+            "remaining: the share of its 28-day error budget left (red when spent). "
+            + _BURN_HELP
+            + " Team and owner come from the group's config labels. Click a group to open its "
+            "dashboard." + _SLO_HELP,
+            ["job", "instance", "target", "group", "team", "owner"],
+            [
+                Column("Objective", objective, RATIO, decimals=2),
+                Column("SLI 28d", sli, RATIO, decimals=3),
+                Column(
+                    "Budget remaining",
+                    budget_remaining(),
+                    RATIO,
+                    cell="color-background",
+                    thresholds=BUDGET_STEPS,
+                    decimals=1,
+                ),
+                *burn_columns,
+            ],
+            sort_by="Burn 1h",
+            links={"group": group_link("__data.fields")},
+        ),
+    )
+    field_link = group_link("__field.labels")
+    layout.add(
+        12,
+        8,
+        timeseries(
+            "Error budget remaining",
+            "The share of each group's 28-day error budget left, over time; below the dashed "
+            "line at 0 the group missed its objective over the last 28 days." + _SLO_HELP,
+            RATIO,
+            Query(budget_remaining(), SLO_LEGEND),
+            links=[field_link],
+            thresholds=_steps("transparent", (0, "red")),
+        ),
+        timeseries(
+            "SLI over 28 days",
+            "The share of the last 28 days each group was fresh (1 - its error ratio over 28 "
+            "days), against its objective (dashed)." + _SLO_HELP,
+            RATIO,
+            Query(sli, SLO_LEGEND),
+            Query(objective, SLO_LEGEND + " objective"),
+            overrides=[dashed("B", "red")],
+            links=[field_link],
+        ),
+    )
+    layout.add(
+        12,
+        8,
+        *(
+            timeseries(
+                f"Burn rate over {window}",
+                f"Each group's burn rate over the last {window}. {_BURN_HELP} Dashed: 1x and "
+                f"{BURN_ALERT[window]:g}x, the rate a burn over {window} alerts at." + _SLO_HELP,
+                BURN_RATE,
+                Query(burn_rate(window), SLO_LEGEND),
+                links=[field_link],
+                thresholds=_steps(
+                    "transparent", *sorted({1.0: "yellow", BURN_ALERT[window]: "red"}.items())
+                ),
+            )
+            for window in BURN_WINDOWS
+        ),
+    )
+    return dashboard(
+        SLO_UID,
+        "Freshness SLOs",
+        "Freshness SLOs of the Aloudata CAN plan groups: objective, SLI and error budget over 28 "
+        "days, burn rates. Needs the recording rules of deploy/prometheus/alerts.yml.",
+        variables("team", "target", "group", groups_from="aloudata_can_slo_objective_ratio"),
+        layout,
+    )
+
+
 # -- Output ------------------------------------------------------------------------------------
 
 
 def build() -> dict[str, Json]:
     """Every dashboard by file name (``<uid>.json``)."""
-    return {f"{board['uid']}.json": board for board in (overview(), group(), exporter())}
+    return {f"{board['uid']}.json": board for board in (overview(), group(), exporter(), slo())}
 
 
 def render(board: Json) -> str:

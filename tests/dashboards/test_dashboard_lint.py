@@ -26,8 +26,14 @@ Json = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 PROVISIONING_DIR = ROOT / "grafana" / "provisioning"
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 FILES = sorted(DASHBOARD_DIR.glob("*.json"))
-EXPECTED_UIDS = {"aloudata-can-overview", "aloudata-can-group", "aloudata-can-exporter"}
+EXPECTED_UIDS = {
+    "aloudata-can-overview",
+    "aloudata-can-group",
+    "aloudata-can-exporter",
+    "aloudata-can-slo",
+}
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 UID_PREFIX = "aloudata-can-"
@@ -36,7 +42,7 @@ TAG = "aloudata-can"
 GRID_WIDTH = 24
 # Variables in their fixed order: the first three on every dashboard, the rest where needed.
 FIRST_VARIABLES = ["datasource", "job", "instance"]
-LATER_VARIABLES = ["target", "group", "plan"]
+LATER_VARIABLES = ["team", "target", "group", "plan"]
 # Labels every selector filters on (when the dashboard has the variable), whatever the metric.
 SCRAPE_LABELS = frozenset({"job", "instance"})
 PROMETHEUS_METRICS = (
@@ -46,6 +52,10 @@ PROMETHEUS_METRICS = (
     "scrape_samples_post_metric_relabeling",
     "scrape_series_added",
 )
+# The labels of every series the repo's recording rules record: one per group.
+RECORDED_LABELS = frozenset({"job", "instance", "target", "group"})
+# Only aloudata_can_group_info has the team label; a dashboard with a team variable joins it.
+TEAM_FILTER = 'team=~"$team"'
 
 
 def _exported_metrics() -> dict[str, frozenset[str]]:
@@ -68,7 +78,19 @@ def _exported_metrics() -> dict[str, frozenset[str]]:
     return names
 
 
-EXPORTED = _exported_metrics()
+def recorded_series(rules: Path = RULES) -> dict[str, frozenset[str]]:
+    """The series the recording rules in ``rules`` record (their ``record:`` names), with
+    their labels: every rule there keeps one series per group."""
+    document = yaml.safe_load(rules.read_text(encoding="utf-8")) or {}
+    return {
+        str(rule["record"]): RECORDED_LABELS
+        for group in document.get("groups") or []
+        for rule in group.get("rules") or []
+        if "record" in rule
+    }
+
+
+EXPORTED = {**_exported_metrics(), **recorded_series()}
 
 
 # -- Walking a dashboard -----------------------------------------------------------------------
@@ -157,7 +179,10 @@ def _lint_selector(
     if not metric:
         return [f"{where}: selector without a metric name: {{{matchers}}}"]
     if metric not in EXPORTED:
-        return [f"{where}: unknown metric {metric} (not exported by the exporter)"]
+        return [
+            f"{where}: unknown metric {metric} (not exported by the exporter, nor recorded by "
+            f"{RULES.relative_to(ROOT)})"
+        ]
     problems = []
     for label in sorted((SCRAPE_LABELS | EXPORTED[metric]) & variables):
         if matchers.get(label) != ("=~", f"${label}"):
@@ -323,6 +348,8 @@ def lint_queries(board: Json) -> list[str]:
                 continue
             problems += lint_expr(expr, variables, where)
             problems += _lint_time_unit(expr, _unit_of(panel, str(target.get("refId"))), where)
+            if "team" in variables and TEAM_FILTER not in _VARIABLE_BRACES.sub(r"$\1", expr):
+                problems.append(f"{where}: not filtered on {TEAM_FILTER} (join group_info): {expr}")
     return problems
 
 
@@ -378,7 +405,7 @@ def boards() -> dict[str, Json]:
     return {board["uid"]: board for board in map(_load, FILES)}
 
 
-def test_the_three_dashboards_are_committed(boards: dict[str, Json]) -> None:
+def test_the_dashboards_are_committed(boards: dict[str, Json]) -> None:
     assert set(boards) == EXPECTED_UIDS
     assert len(FILES) == len(boards), "two files share a uid"
 
@@ -402,6 +429,60 @@ def test_overview_links_each_group_to_the_group_dashboard(boards: dict[str, Json
     overview = json.dumps(boards["aloudata-can-overview"])
     assert "/d/aloudata-can-group/" in overview
     assert "var-group=${__data.fields.group}" in overview
+
+
+def test_the_slo_dashboard_lists_the_fastest_burning_groups_first(
+    boards: dict[str, Json],
+) -> None:
+    panels = {panel["title"]: panel for panel in boards["aloudata-can-slo"]["panels"]}
+    table = panels["SLOs"]
+    assert table["options"]["sortBy"] == [{"displayName": "Burn 1h", "desc": True}]
+    names = {
+        prop["value"]
+        for override in table["fieldConfig"]["overrides"]
+        for prop in override["properties"]
+        if prop["id"] == "displayName"
+    }
+    assert {"Objective", "SLI 28d", "Budget remaining", "Burn 1h", "Burn 3d"} <= names
+    order = table["transformations"][1]["options"]["indexByName"]
+    assert {"team", "owner"} <= set(order)
+    assert "var-group=${__data.fields.group}" in json.dumps(table)
+    assert "/d/aloudata-can-group/" in json.dumps(table)
+    lines = [
+        step["value"]
+        for title in ("Burn rate over 1h", "Burn rate over 6h", "Burn rate over 1d")
+        for step in panels[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    ]
+    assert {1, 3, 6, 14.4} <= set(lines)
+
+
+def test_recording_rules_are_known_series(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "groups:\n"
+        "  - name: a\n"
+        "    rules:\n"
+        "      - record: aloudata_can:x:5m\n"
+        "        expr: vector(1)\n"
+        "      - alert: X\n"
+        "        expr: vector(1)\n"
+        "  - name: empty\n"
+        "    rules: []\n",
+        encoding="utf-8",
+    )
+    assert recorded_series(rules) == {"aloudata_can:x:5m": RECORDED_LABELS}
+    # Whatever the repo records is known, with the labels job, instance, target and group.
+    for name, labels in recorded_series().items():
+        assert EXPORTED[name] == labels
+
+
+def test_a_team_dashboard_filters_every_query_on_team() -> None:
+    board = copy.deepcopy(build_dashboards.slo())
+    target = _target(board, "SLOs", "D")
+    target["expr"] = target["expr"].replace(', team=~"$team"', "")
+    problems = lint_queries(board)
+    assert any(f"SLOs [D]: not filtered on {TEAM_FILTER}" in problem for problem in problems)
+    assert not any("[A]: not filtered" in problem for problem in problems)
 
 
 def test_the_group_dashboard_shows_one_group(boards: dict[str, Json]) -> None:

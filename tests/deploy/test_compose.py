@@ -355,7 +355,7 @@ def test_grafana_finds_its_provisioning_and_dashboards(layout: dict[str, Path]) 
     loaded = {path.name for path in _in(root, provider["options"]["path"]).glob("*.json")}
     shipped = {path.name for path in (ROOT / "grafana" / "dashboards").glob("*.json")}
     assert loaded == shipped
-    assert len(loaded) == 3
+    assert len(loaded) == 4
 
     environment = grafana["environment"]
     assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "true"

@@ -70,6 +70,7 @@ groups:
     labels: {{team: finance, owner: '{owner}', dashboard_url: '{dashboard_url}'}}
     schedule: {{refresh_cron: "0 * * * *", grace: 15m}}
     data_granularity: day
+    # Its SLO fills the SLO dashboard: it is never fresh, so it burns its budget.
     slo: {{objective: 0.99}}
   - {{name: never, target: sim, plan_ids: [aaaa0000000000000000000000000003]}}
   - {{name: notready, target: sim, plan_names: [not_ready_daily]}}
@@ -203,6 +204,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 SUBSTITUTIONS = {
     "job": JOB,
     "instance": ".*",
+    "team": ".*",
     "target": ".*",
     "group": ".*",
     "plan": ".*",
@@ -273,7 +275,12 @@ def test_substitute_fills_every_variable_form() -> None:
 def test_dashboards_are_found() -> None:
     # Guards the tests below against passing on an empty glob.
     names = {path.stem for path in DASHBOARDS}
-    assert names == {"aloudata-can-overview", "aloudata-can-group", "aloudata-can-exporter"}
+    assert names == {
+        "aloudata-can-overview",
+        "aloudata-can-group",
+        "aloudata-can-exporter",
+        "aloudata-can-slo",
+    }
     assert len(_panel_queries()) >= 20
 
 
