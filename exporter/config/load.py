@@ -42,8 +42,11 @@ def parse_yaml(text: str) -> Any:
         raise ConfigError([str(exc)]) from None
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate the configuration file at ``path``."""
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, now: float | None = None
+) -> Config:
+    """Read and validate the configuration file at ``path``; ``now`` (Unix time, the clock's by
+    default) is when maintenance windows that have ended are ignored from."""
     source = str(path)
     try:
         text = read_regular_file(Path(path), CONFIG_FILE_MAX_BYTES).decode("utf-8")
@@ -52,7 +55,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     except UnicodeDecodeError as exc:
         raise ConfigError([f"cannot read config file: {os_reason(exc)}"], source) from None
     try:
-        return parse_config(text, environ, base_dir=Path(path).parent, source=source)
+        return parse_config(text, environ, base_dir=Path(path).parent, source=source, now=now)
     except ConfigError as exc:
         raise ConfigError(exc.problems, source) from None
 
@@ -63,8 +66,10 @@ def parse_config(
     *,
     base_dir: Path = Path(),
     source: str | None = None,
+    now: float | None = None,
 ) -> Config:
-    """Validate configuration text; relative ``*_file`` paths resolve against ``base_dir``."""
+    """Validate configuration text; relative ``*_file`` paths resolve against ``base_dir``;
+    ``now`` as for ``load_config``."""
     raw = parse_yaml(text)
     if raw is None:
         raise ConfigError(["the file is empty; it needs at least a targets list"])
@@ -78,7 +83,7 @@ def parse_config(
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_redacted(validation_problems(exc), inline_secrets)) from None
-    return resolve(parsed, base_dir, source, inline_secrets, environ)
+    return resolve(parsed, base_dir, source, inline_secrets, environ, now=now)
 
 
 def _inline_secrets(raw: dict[str, Any]) -> list[str]:

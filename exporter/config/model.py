@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from exporter.config.maintenance import MaintenanceWindow
 from exporter.config.proxy import Proxy
 from exporter.config.schedule import DataPeriods, Schedule
 
@@ -102,6 +103,8 @@ class Group:
     # slo: which alerts define fresh, and the objective (a ratio in (0, 1); None: no SLO).
     fresh_below: FreshBelow = FreshBelow.CRITICAL
     slo_objective: float | None = None
+    # Its maintenance windows (its own or defaults', and its target's), not yet ended at load.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:

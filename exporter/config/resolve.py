@@ -8,7 +8,9 @@ collected, one line per key path, and raised together.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import tzinfo
 from pathlib import Path
 from typing import Literal
@@ -24,6 +26,7 @@ from exporter.config.files import (
     read_regular_file,
 )
 from exporter.config.labels import check_labels, group_labels
+from exporter.config.maintenance import MaintenanceWindow, resolve_windows
 from exporter.config.model import (
     AuthType,
     Config,
@@ -57,10 +60,18 @@ def resolve(
     source: str | None,
     inline_secrets: Sequence[str],
     environ: Mapping[str, str],
+    *,
+    now: float | None = None,
 ) -> Config:
+    """``now``: the Unix time windows that have ended are judged against; the clock's by default."""
+    at = time.time() if now is None else now
     problems: list[str] = []
     warnings: list[str] = []
     targets: dict[str, Target] = {}
+    default_windows = resolve_windows(
+        parsed.defaults.maintenance, "defaults", at, problems, warnings
+    )
+    target_windows: dict[str, tuple[MaintenanceWindow, ...]] = {}
     for index, target_settings in enumerate(parsed.targets):
         where = f"targets[{index}]"
         if target_settings.name in targets:
@@ -77,6 +88,9 @@ def resolve(
                 f"{where}.proxy_connect_header: has no effect on an http:// target; "
                 "it is sent on the CONNECT request of https:// targets only"
             )
+        target_windows[target_settings.name] = resolve_windows(
+            target_settings.maintenance, where, at, problems, warnings, from_target=True
+        )
 
     default_labels, label_problems = check_labels(parsed.defaults.labels, "defaults.labels")
     problems.extend(label_problems)
@@ -103,6 +117,13 @@ def resolve(
         except ValueError as exc:
             problems.append(f"{where}.{exc}")
             continue
+        # The target's windows always; the group's own list, when set, replaces defaults'.
+        own = (
+            default_windows
+            if settings.maintenance is None
+            else resolve_windows(settings.maintenance, where, at, problems, warnings)
+        )
+        group = replace(group, maintenance=(*target_windows.get(target.name, ()), *own))
         if settings.drilldown_max_plans is not None and not group.drilldown:
             warnings.append(f"{where}.drilldown_max_plans: has no effect unless per_plan is auto")
         if group.interval < group.timeout:

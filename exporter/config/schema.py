@@ -29,6 +29,7 @@ from pydantic import (
 
 from exporter.config.durations import parse_duration
 from exporter.config.labels import RawLabels
+from exporter.config.maintenance import MaintenanceList
 from exporter.config.model import (
     DEFAULT_DRILLDOWN_MAX_PLANS,
     DEFAULT_MAX_BACKOFF,
@@ -181,6 +182,7 @@ class Defaults(_Model):
     data_granularity: Granularity | None = None
     expected_data_delay: NonNegativeDuration | None = None
     slo: SloSettings | None = None
+    maintenance: MaintenanceList | None = None
 
 
 def _header_value(value: str) -> str:
@@ -249,6 +251,8 @@ class TargetSettings(_Model):
     no_proxy: str | None = None
     proxy_from_environment: bool = False
     proxy_connect_header: dict[str, list[SecretStr]] | None = None
+    # Covers every group of the target, whatever the groups' own lists say.
+    maintenance: MaintenanceList | None = None
 
     @field_validator("url")
     @classmethod
@@ -279,6 +283,7 @@ class GroupSettings(_Model):
     data_granularity: Granularity | None = None
     expected_data_delay: NonNegativeDuration | None = None
     slo: SloSettings | None = None
+    maintenance: MaintenanceList | None = None
 
     @model_validator(mode="after")
     def _one_plan_list(self) -> GroupSettings:
