@@ -10,7 +10,9 @@ grow, deadlines and expected periods only move on), so a reading is fresh up to 
 and stale after it: ``stale_from`` computes that instant from the reading (data time plus the
 threshold, the deadline of the first cron fire after the refresh, the start of the period the
 data falls behind in). The ledger counts fresh and observed seconds between readings exactly,
-whether or not anyone scraped when the threshold was crossed.
+whether or not anyone scraped when the threshold was crossed. Time in one of the group's
+maintenance windows counts neither fresh nor observed, and the group is then neither fresh nor
+stale (``is_fresh`` is None, as before the first reading).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 from exporter.can.models import Reading
+from exporter.config.maintenance import MaintenanceWindow, uncovered_seconds
 from exporter.config.model import FreshBelow, Group
 
 _SEVERITIES = {
@@ -54,31 +57,39 @@ def stale_from(group: Group, reading: Reading) -> float:
 class FreshnessLedger:
     """Seconds fresh and observed up to ``since``, and the current reading's verdict after it:
     fresh until ``stale_from``. Unix times; ``since`` is None until the first reading (unknown
-    time counts neither way)."""
+    time counts neither way), and the time in the ``windows`` (maintenance) does not count."""
 
     fresh_seconds: float = 0.0
     observed_seconds: float = 0.0
     since: float | None = None
     stale_from: float = -math.inf
+    windows: tuple[MaintenanceWindow, ...] = ()
 
     def is_fresh(self, now: float) -> bool | None:
-        """Fresh at ``now``; None while unknown."""
-        return None if self.since is None else now <= self.stale_from
+        """Fresh at ``now``; None while unknown or in a maintenance window."""
+        if self.since is None or any(window.covers(now) for window in self.windows):
+            return None
+        return now <= self.stale_from
 
     def totals(self, now: float) -> tuple[float, float]:
-        """Seconds fresh and seconds observed up to ``now``."""
+        """Seconds fresh and seconds observed up to ``now``, outside the windows."""
         if self.since is None:
             return self.fresh_seconds, self.observed_seconds
-        elapsed = max(0.0, now - self.since)
-        fresh = min(elapsed, max(0.0, self.stale_from - self.since))
-        return self.fresh_seconds + fresh, self.observed_seconds + elapsed
+        spans = [(window.start, window.end) for window in self.windows]
+        observed = uncovered_seconds(self.since, now, spans)
+        fresh = uncovered_seconds(self.since, min(now, self.stale_from), spans)
+        return self.fresh_seconds + fresh, self.observed_seconds + observed
 
-    def restarted(self, at: float, stale_from: float) -> FreshnessLedger:
-        """The ledger from ``at`` on, under a new verdict (a new reading, or new thresholds)."""
+    def restarted(
+        self, at: float, stale_from: float, windows: tuple[MaintenanceWindow, ...] | None = None
+    ) -> FreshnessLedger:
+        """The ledger from ``at`` on, under a new verdict (a new reading, or new thresholds)
+        and, when given, new maintenance ``windows``: the time before stays as counted."""
         fresh, observed = self.totals(at)
         # A clock stepped back must not count the same seconds twice.
         since = at if self.since is None else max(at, self.since)
-        return FreshnessLedger(fresh, observed, since, stale_from)
+        kept = self.windows if windows is None else windows
+        return FreshnessLedger(fresh, observed, since, stale_from, kept)
 
 
 # A group before its first reading: nothing counted yet.

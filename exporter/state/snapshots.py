@@ -163,7 +163,9 @@ def next_snapshot(
         if result.reading is not None
         else previous.changes,
         freshness=previous.freshness.restarted(
-            now.timestamp(), stale_from(previous.group, result.reading)
+            now.timestamp(),
+            stale_from(previous.group, result.reading),
+            previous.group.maintenance,
         )
         if result.reading is not None
         else previous.freshness,
@@ -171,11 +173,14 @@ def next_snapshot(
 
 
 def regrouped(snapshot: GroupSnapshot, group: Group, now: datetime) -> GroupSnapshot:
-    """The snapshot under a reloaded group: its reading is judged by the new thresholds and
-    SLO from ``now`` on; the time before stays counted as the old ones judged it."""
+    """The snapshot under a reloaded group: its reading is judged by the new thresholds, SLO
+    and maintenance windows from ``now`` on; the time before stays counted as the old ones
+    judged it."""
     freshness = snapshot.freshness
     if snapshot.reading is not None:
-        freshness = freshness.restarted(now.timestamp(), stale_from(group, snapshot.reading))
+        freshness = freshness.restarted(
+            now.timestamp(), stale_from(group, snapshot.reading), group.maintenance
+        )
     return replace(snapshot, group=group, freshness=freshness)
 
 
