@@ -21,7 +21,7 @@ from prometheus_client.samples import Sample
 from exporter.clock import Clock
 from exporter.config.model import Group
 from exporter.metrics.declarations import SCRAPED, MetricSpec, MetricType
-from exporter.metrics.samples import GroupLabels, write_group, write_target
+from exporter.metrics.samples import GroupLabels, write_group, write_targets
 from exporter.state.snapshots import DurationHistogram, SnapshotStore
 
 _FAMILY = {
@@ -43,9 +43,9 @@ class CanCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         now = self._clock.now().timestamp()
         families = Families()
-        for target in self._store.targets():
-            write_target(families, target)
-        for snapshot in self._store.snapshots():
+        snapshots = self._store.snapshots()
+        write_targets(families, self._store.targets(), snapshots, now)
+        for snapshot in snapshots:
             write_group(families, snapshot, now)
         return families.all()
 

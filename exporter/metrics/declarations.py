@@ -264,6 +264,19 @@ OBSERVED_SECONDS = MetricSpec(
     "Seconds the group's freshness was known (it had a reading) since the exporter started: the denominator of its freshness SLI.",  # noqa: E501
 )
 
+MAINTENANCE = MetricSpec(
+    "aloudata_can_maintenance",
+    GAUGE,
+    GROUP,
+    "1 while one of the group's maintenance windows (its own or defaults', or its target's) is in force, else 0; its freshness alerts are silenced and its SLO counts nothing meanwhile; computed at scrape time.",  # noqa: E501
+)
+MAINTENANCE_END = MetricSpec(
+    "aloudata_can_maintenance_end_timestamp_seconds",
+    GAUGE,
+    GROUP,
+    "Unix time the group's maintenance ends: the latest end among its windows in force; only while one is.",  # noqa: E501
+)
+
 # -- Target level: label target --------------------------------------------------------------
 
 TARGET_CIRCUIT_OPEN = MetricSpec(
@@ -277,6 +290,12 @@ TARGET_REQUESTS = MetricSpec(
     COUNTER,
     TARGET,
     "HTTP requests sent to the target, retries and per-plan requests included.",
+)
+TARGET_MAINTENANCE = MetricSpec(
+    "aloudata_can_target_maintenance",
+    GAUGE,
+    TARGET,
+    "1 while one of the target's own maintenance windows (its maintenance list, which covers all its groups) is in force, else 0; computed at scrape time.",  # noqa: E501
 )
 
 # -- Exporter level: the exporter's own series ------------------------------------------------
@@ -351,6 +370,9 @@ ALL: tuple[MetricSpec, ...] = (
     FRESH_SECONDS,
     OBSERVED_SECONDS,
     TARGET_REQUESTS,
+    MAINTENANCE,
+    MAINTENANCE_END,
+    TARGET_MAINTENANCE,
     BUILD_INFO,
     SHARD_ORDINAL,
     TOTAL_SHARDS,

@@ -20,7 +20,7 @@ from exporter.clock import Clock
 from exporter.config.model import Group
 from exporter.metrics.collector import CanCollector, bucket_bound
 from exporter.metrics.declarations import SCRAPED, MetricSpec
-from exporter.metrics.samples import GroupLabels, write_group, write_target
+from exporter.metrics.samples import GroupLabels, write_group, write_targets
 from exporter.state.snapshots import DURATION_BUCKETS, DurationHistogram, SnapshotStore
 
 _float_to_go_string: Callable[[float], str] = floatToGoString
@@ -71,9 +71,9 @@ class Exposition:
         """
         now = self._clock.now().timestamp()
         text = _Text()
-        for target in self._store.targets():
-            write_target(text, target)
-        for count, snapshot in enumerate(self._store.snapshots(), start=1):
+        snapshots = self._store.snapshots()
+        write_targets(text, self._store.targets(), snapshots, now)
+        for count, snapshot in enumerate(snapshots, start=1):
             write_group(text, snapshot, now)
             if count % _FLUSH_EVERY == 0:
                 text.flush()

@@ -11,10 +11,11 @@ the same bytes because they are fed the same calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from exporter.can.models import Reading
+from exporter.config.maintenance import MaintenanceWindow, active, active_end
 from exporter.config.model import Group, ThresholdValues
 from exporter.metrics import declarations as m
 from exporter.state.snapshots import REASONS, DurationHistogram, GroupSnapshot, TargetSnapshot
@@ -56,6 +57,21 @@ def write_target(out: Sink, target: TargetSnapshot) -> None:
     out.target(m.TARGET_REQUESTS, target.name, float(target.requests_sent))
 
 
+def write_targets(
+    out: Sink, targets: Sequence[TargetSnapshot], snapshots: Sequence[GroupSnapshot], now: float
+) -> None:
+    """Every target's samples. Its own maintenance windows are on each of its groups (marked
+    from_target): a group's own window does not put the target in maintenance."""
+    own: dict[str, set[MaintenanceWindow]] = {}
+    for snapshot in snapshots:
+        group = snapshot.group
+        own.setdefault(group.target, set()).update(w for w in group.maintenance if w.from_target)
+    for target in targets:
+        write_target(out, target)
+        in_force = active(own.get(target.name, ()), now)
+        out.target(m.TARGET_MAINTENANCE, target.name, 1.0 if in_force else 0.0)
+
+
 def write_group(out: Sink, snapshot: GroupSnapshot, now: float) -> None:
     group = snapshot.group
     out.begin_group(group)
@@ -71,6 +87,7 @@ def write_group(out: Sink, snapshot: GroupSnapshot, now: float) -> None:
             out.group(spec, value)
     _status(out, snapshot)
     _freshness(out, snapshot, now)
+    _maintenance(out, group, now)
     out.histogram(m.POLL_DURATION, snapshot.durations)
     for reason, count in zip(REASONS, snapshot.errors, strict=True):
         # Reasons that never happened stay absent, which keeps a healthy group to few series.
@@ -107,6 +124,14 @@ def _freshness(out: Sink, snapshot: GroupSnapshot, now: float) -> None:
     fresh_seconds, observed_seconds = ledger.totals(now)
     out.group(m.FRESH_SECONDS, fresh_seconds)
     out.group(m.OBSERVED_SECONDS, observed_seconds)
+
+
+def _maintenance(out: Sink, group: Group, now: float) -> None:
+    # 0 outside a window rather than absent, so that rules can say "unless ... == 1".
+    window = active_end(group.maintenance, now)
+    out.group(m.MAINTENANCE, 0.0 if window is None else 1.0)
+    if window is not None:
+        out.group(m.MAINTENANCE_END, window.end)
 
 
 def _plans(out: Sink, snapshot: GroupSnapshot, now: float) -> None:

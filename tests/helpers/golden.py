@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.can.models import CanError, FailureReason, PollResult
 from exporter.clock import FixedClock
+from exporter.config.maintenance import MaintenanceWindow
 from exporter.config.schedule import DataPeriods, Granularity, make_schedule
 from exporter.metrics.collector import CanCollector
 from exporter.state.snapshots import GroupSnapshot, SnapshotStore, TargetSnapshot, next_snapshot
@@ -77,7 +78,16 @@ def golden_store() -> SnapshotStore:
     late = make_reading(
         datetime(2024, 8, 30, 16, 0, tzinfo=UTC), datetime(2024, 9, 1, 10, 0, tzinfo=UTC)
     )
-    nightly = make_group("nightly", schedule=NIGHTLY, data_periods=T_MINUS_1)
+    # In a maintenance window of its own until 06:00 (and one inside it, ending sooner).
+    upgrade = (
+        MaintenanceWindow(
+            (NOW - timedelta(hours=1)).timestamp(), (NOW + timedelta(hours=2)).timestamp(), "up"
+        ),
+        MaintenanceWindow(NOW.timestamp(), (NOW + timedelta(hours=1)).timestamp(), "db"),
+    )
+    nightly = replace(
+        make_group("nightly", schedule=NIGHTLY, data_periods=T_MINUS_1), maintenance=upgrade
+    )
     store.put(next_snapshot(GroupSnapshot(nightly), PollResult(late, None, 0.03), NOW))
     return store
 
