@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from exporter.config.durations import format_duration
+from exporter.config.maintenance import active_end
 from exporter.config.model import ThresholdValues
 from exporter.metrics import declarations as m
 from exporter.metrics.samples import schedule_values
@@ -89,7 +90,7 @@ def table_rows(snapshot: GroupSnapshot, now: datetime) -> list[str]:
         ("yes" if reading.has_not_ready else "no") if reading else "-",
         f"{durations.total / durations.count:.3f}s" if durations.count else "-",
         format_until(snapshot.next_poll_time, now),
-        describe_findings(findings(snapshot, now)),
+        describe_attention(snapshot, now),
     ]
 
 
@@ -144,6 +145,25 @@ def _passed(
 
 def describe_findings(found: Sequence[Finding]) -> str:
     return "; ".join(f"{finding.severity.value}: {finding.text}" for finding in found) or "-"
+
+
+def describe_maintenance(snapshot: GroupSnapshot, now: datetime) -> str | None:
+    """``maintenance until <end> UTC, <reason>`` while a window covers the group (the one that
+    ends last), else None. The reason comes from config: escape it where it is shown."""
+    window = active_end(snapshot.group.maintenance, now.timestamp())
+    if window is None:
+        return None
+    end = format_time(datetime.fromtimestamp(window.end, UTC))
+    return f"maintenance until {end} UTC, {window.reason}"
+
+
+def describe_attention(snapshot: GroupSnapshot, now: datetime) -> str:
+    """The attention cell: the maintenance in force (its alerts are silenced), then findings."""
+    found = findings(snapshot, now)
+    maintenance = describe_maintenance(snapshot, now)
+    if maintenance is None:
+        return describe_findings(found)
+    return "; ".join([maintenance, *([describe_findings(found)] if found else [])])
 
 
 def render_table(snapshots: Sequence[GroupSnapshot], now: datetime) -> str:

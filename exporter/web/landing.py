@@ -14,7 +14,8 @@ from datetime import datetime
 from exporter import __version__
 from exporter.metrics.report import (
     Severity,
-    describe_findings,
+    describe_attention,
+    describe_maintenance,
     describe_status,
     findings,
     format_age,
@@ -40,7 +41,7 @@ def render_landing_page(
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Aloudata CAN exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
-.ok{{color:#2a7}}.warn{{color:#b70}}.fail{{color:#c33}}</style></head>
+.ok{{color:#2a7}}.warn{{color:#b70}}.fail{{color:#c33}}.maint{{color:#36c}}</style></head>
 <body><h1>Aloudata CAN exporter</h1>
 <p>Version {html.escape(__version__)}.
 <a href="{path}">Metrics</a> · <a href="/healthz">Health</a> · <a href="/readyz">Readiness</a></p>
@@ -76,6 +77,8 @@ def _landing_row(snapshot: GroupSnapshot, now: datetime) -> str:
     )
     found = findings(snapshot, now)
     level = "" if not found else "fail" if found[0].severity is Severity.CRITICAL else "warn"
-    attention = html.escape(describe_findings(found))
+    # In a maintenance window its alerts are silenced: the cell says so, in its own colour.
+    level = "maint" if describe_maintenance(snapshot, now) is not None else level
+    attention = html.escape(describe_attention(snapshot, now))
     tds += f'<td class="{level}">{attention}</td>' if level else f"<td>{attention}</td>"
     return f"<tr>{tds}</tr>"
