@@ -24,7 +24,8 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 # The promtool test files: the alerts', and the freshness SLO rules'.
 ALERTS_TEST = Path(__file__).parent / "alerts-test.yml"
 SLO_TEST = Path(__file__).parent / "slo-test.yml"
-RULE_TESTS = [ALERTS_TEST, SLO_TEST]
+MAINTENANCE_TEST = Path(__file__).parent / "maintenance-test.yml"
+RULE_TESTS = [ALERTS_TEST, SLO_TEST, MAINTENANCE_TEST]
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_BASE = "https://github.com/aloudata/aloudata-can-exporter/blob/main/docs/runbook.md#"
@@ -34,6 +35,15 @@ GROUP_INFO_JOIN = (
     "* on(job, instance, target, group) group_left(team, owner) "
     f"aloudata_can_group_info{{{JOB_SELECTOR}}}"
 )
+# How an alert is silenced during a maintenance window: a group's (freshness, SLO, a missing
+# plan), or its target's own (poll health), never a group's window for the target's alerts.
+GROUP_MAINTENANCE_UNLESS = (
+    f"unless on(job, instance, target, group) aloudata_can_maintenance{{{JOB_SELECTOR}}} == 1"
+)
+TARGET_MAINTENANCE_UNLESS = (
+    f"unless on(job, instance, target) aloudata_can_target_maintenance{{{JOB_SELECTOR}}} == 1"
+)
+SILENCED_BY_TARGET_MAINTENANCE = frozenset({"AloudataCanPollFailing", "AloudataCanTargetFailing"})
 # Compared with the group's schedule (applied by the exporter), not with exported thresholds.
 SCHEDULE_ALERTS = frozenset({"AloudataCanRefreshOverdue", "AloudataCanDataPeriodsBehind"})
 OWNER_SENTENCE = "{{ with $labels.owner }} Owner: {{ . }}.{{ end }}"
@@ -161,6 +171,18 @@ def test_promtool_test_rules(tests: Path) -> None:
         ),
         # The 28-day ratio is the mean of the 5m series.
         ("avg_over_time(", "max_over_time(", "aloudata_can:freshness_error_ratio:28d"),
+        # Without the maintenance clause, the freshness alerts fire in a window.
+        (
+            GROUP_MAINTENANCE_UNLESS,
+            "",
+            "data lag over both thresholds fires neither severity in a window",
+        ),
+        # A group's window must not silence the target's poll health.
+        (
+            TARGET_MAINTENANCE_UNLESS,
+            GROUP_MAINTENANCE_UNLESS,
+            "a window of one group does not silence its failing polls",
+        ),
     ],
     ids=[
         "threshold-edge",
@@ -174,6 +196,8 @@ def test_promtool_test_rules(tests: Path) -> None:
         "page-threshold",
         "ratio-without-observed-seconds",
         "28d-mean",
+        "maintenance-ignored",
+        "target-silenced-by-a-group-window",
     ],
 )
 def test_promtool_test_rules_can_fail(
@@ -183,7 +207,10 @@ def test_promtool_test_rules_can_fail(
     assert original in rules
     (tmp_path / "alerts.yml").write_text(rules.replace(original, mutant))
     # The test file that names the failure (an engine error: the alerts'), against the mutant.
-    source = SLO_TEST if failure in SLO_TEST.read_text() else ALERTS_TEST
+    source = next(
+        (path for path in (SLO_TEST, MAINTENANCE_TEST) if failure in path.read_text()),
+        ALERTS_TEST,
+    )
     tests = source.read_text().replace("../../deploy/prometheus/alerts.yml", "alerts.yml")
     (tmp_path / source.name).write_text(tests)
     result = _run([require_tool("promtool"), "test", "rules", str(tmp_path / source.name)])
@@ -283,12 +310,21 @@ def test_every_metric_a_rule_uses_is_declared_with_its_labels() -> None:
     assert problems == []
 
 
+def _condition(rule: dict[str, Any]) -> str:
+    """The expression on one line, without its trailing maintenance clause."""
+    expr = " ".join(rule["expr"].split())
+    for clause in (GROUP_MAINTENANCE_UNLESS, TARGET_MAINTENANCE_UNLESS):
+        expr = expr.removesuffix(" " + clause)
+    return expr
+
+
 def _is_group_level(rule: dict[str, Any]) -> bool:
     """Its series carry target and group and it keeps them: no aggregation."""
-    names = set(_METRIC.findall(rule["expr"]))
+    condition = _condition(rule)
+    names = set(_METRIC.findall(condition))
     return (
         bool(names)
-        and not re.search(r"\bby\s*\(", rule["expr"])
+        and not re.search(r"\bby\s*\(", condition)
         and all("group" in DECLARED.get(name, ()) for name in names)
     )
 
@@ -314,11 +350,25 @@ def test_the_group_level_alerts() -> None:
     ids=lambda rule: f"{rule['alert']}-{rule['labels']['severity']}",
 )
 def test_group_level_alert_joins_the_groups_labels(rule: dict[str, Any]) -> None:
-    expr = " ".join(rule["expr"].split())
+    expr = _condition(rule)
     # The whole condition, in parentheses, is joined: the alert gets team and owner.
     assert expr.startswith("(")
     assert expr.endswith(") " + GROUP_INFO_JOIN), expr
     assert rule["annotations"]["description"].endswith(OWNER_SENTENCE)
+
+
+@pytest.mark.parametrize(
+    "rule", _rules(), ids=lambda rule: f"{rule['alert']}-{rule['labels']['severity']}"
+)
+def test_maintenance_silences_the_groups_and_the_targets_alerts(rule: dict[str, Any]) -> None:
+    expr = " ".join(rule["expr"].split())
+    if rule["alert"] in SILENCED_BY_TARGET_MAINTENANCE:
+        assert expr.endswith(" " + TARGET_MAINTENANCE_UNLESS), expr
+    elif _is_group_level(rule):
+        assert expr.endswith(" " + GROUP_MAINTENANCE_UNLESS), expr
+    else:
+        # The exporter's own health: no window hides that it is down or misconfigured.
+        assert "maintenance" not in expr, expr
 
 
 def _runbook_anchors() -> set[str]:
