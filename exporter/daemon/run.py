@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
@@ -164,10 +165,14 @@ async def _start_demo(stack: contextlib.AsyncExitStack, shard: Shard) -> ConfigS
     simulator = await start_simulator(scenario, host="127.0.0.1", port=0)
     stack.push_async_callback(simulator.close)
     log.info("demo: CAN simulator started", extra={"url": simulator.base_url})
+    # A maintenance window from an hour ago to two hours from now, for one demo group.
+    now = datetime.now(UTC).replace(microsecond=0)
     environ = {
         **os.environ,
         "ALOUDATA_CAN_DEMO_URL": simulator.base_url,
         "ALOUDATA_CAN_DEMO_APIKEY": scenario.auth.value.get_secret_value(),
+        "ALOUDATA_CAN_DEMO_MAINTENANCE_START": (now - timedelta(hours=1)).isoformat(),
+        "ALOUDATA_CAN_DEMO_MAINTENANCE_END": (now + timedelta(hours=2)).isoformat(),
     }
     return ConfigSource(DEMO_CONFIG_PATH, environ, shard)
 

@@ -147,3 +147,25 @@ def test_demo_has_one_group_inside_its_freshness_budget_and_one_burning_it(demo:
     # Groups without an slo still have the SLI, but no objective.
     assert value("aloudata_can_fresh", "orders_realtime") == 1
     assert value("aloudata_can_slo_objective_ratio", "orders_realtime") is None
+
+
+def test_demo_has_one_group_in_maintenance(demo: Exporter) -> None:
+    def value(metric: str, group: str) -> float | None:
+        return demo.value(metric, target="demo", group=group)
+
+    assert value("aloudata_can_maintenance", "marketing_campaigns") == 1
+    assert value("aloudata_can_maintenance", "sales_dashboard") == 0
+    # Two hours from the start, give or take the time the demo has been running.
+    end = value("aloudata_can_maintenance_end_timestamp_seconds", "marketing_campaigns")
+    assert end is not None
+    assert 0 < end - time.time() <= 2 * 3600
+    assert value("aloudata_can_maintenance_end_timestamp_seconds", "sales_dashboard") is None
+    # Neither fresh nor stale meanwhile, and its time is not counted.
+    assert value("aloudata_can_fresh", "marketing_campaigns") is None
+    assert value("aloudata_can_observed_seconds_total", "marketing_campaigns") == 0
+    # The group's own window, not its target's.
+    assert demo.value("aloudata_can_target_maintenance", target="demo") == 0
+    page = httpx.get(demo.url + "/", timeout=5).text
+    (row,) = [row for row in page.split("<tr>") if "<td>marketing_campaigns</td>" in row]
+    assert '<td class="maint">maintenance until ' in row
+    assert " UTC, CAN upgrade (demo); " in row
