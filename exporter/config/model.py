@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from exporter.config.calendars import BusinessCalendar
 from exporter.config.proxy import Proxy
 from exporter.config.schedule import DataPeriods, Schedule
 
@@ -102,6 +103,8 @@ class Group:
     # slo: which alerts define fresh, and the objective (a ratio in (0, 1); None: no SLO).
     fresh_below: FreshBelow = FreshBelow.CRITICAL
     slo_objective: float | None = None
+    # calendar: which days are business days; the business lag and age are exported for it.
+    calendar: BusinessCalendar | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
 
+from exporter.config.calendars import (
+    BusinessCalendar,
+    CalendarSpec,
+    covered_years,
+    make_calendar,
+    weekday_numbers,
+)
 from exporter.config.durations import format_duration
 from exporter.config.errors import ConfigError
 from exporter.config.files import (
@@ -82,6 +89,7 @@ def resolve(
     problems.extend(label_problems)
     groups: list[Group] = []
     seen_groups: set[tuple[str, str]] = set()
+    problems.extend(_check_calendar_name(parsed.defaults.calendar, parsed, "defaults"))
     for index, settings in enumerate(parsed.groups):
         where = f"groups[{index}]"
         target = targets.get(settings.target)
@@ -96,10 +104,12 @@ def resolve(
             continue
         seen_groups.add((settings.target, settings.name))
         problems.extend(_check_group(settings, where))
+        problems.extend(_check_calendar_name(settings.calendar, parsed, where))
         labels, label_problems = group_labels(settings.labels, default_labels, where)
         problems.extend(label_problems)
         try:
-            group = _resolve_group(settings, target, parsed.defaults, labels)
+            calendar = _resolve_calendar(settings, target, parsed)
+            group = _resolve_group(settings, target, parsed.defaults, labels, calendar)
         except ValueError as exc:
             problems.append(f"{where}.{exc}")
             continue
@@ -213,6 +223,7 @@ def _resolve_group(
     target: Target,
     defaults: Defaults,
     labels: tuple[tuple[str, str], ...] = (),
+    calendar: BusinessCalendar | None = None,
 ) -> Group:
     if settings.plan_ids is not None:
         plan_key, plans = PlanKey.IDS, settings.plan_ids
@@ -235,6 +246,7 @@ def _resolve_group(
         drilldown_max_plans=settings.drilldown_max_plans or defaults.drilldown_max_plans,
         fresh_below=fresh_below,
         slo_objective=slo_objective,
+        calendar=calendar,
         data_lag=_merge_thresholds(
             settings.thresholds.data_lag,
             defaults.thresholds.data_lag,
@@ -304,6 +316,33 @@ def _resolve_data_periods(
         0.0,
     )
     return DataPeriods(granularity, delay, _schedule_zone(settings, target, defaults))
+
+
+def _check_calendar_name(name: str | None, parsed: ConfigFile, where: str) -> Iterator[str]:
+    if name and name not in parsed.calendars:
+        yield f"{where}.calendar: unknown calendar {name!r}; define it under calendars"
+
+
+def _resolve_calendar(
+    settings: GroupSettings, target: Target, parsed: ConfigFile
+) -> BusinessCalendar | None:
+    """groups[].calendar over defaults.calendar ("" removes an inherited one), in its own
+    timezone or the group's schedule zone. An unknown name is reported by the check above."""
+    name = settings.calendar if settings.calendar is not None else parsed.defaults.calendar
+    found = parsed.calendars.get(name) if name else None
+    if name is None or found is None:
+        return None
+    spec = CalendarSpec(
+        name,
+        weekday_numbers(found.weekends),
+        found.holidays.country if found.holidays else None,
+        found.holidays.subdivision if found.holidays else None,
+        frozenset(found.extra_holidays),
+        frozenset(found.workdays),
+    )
+    zone = load_zone(found.timezone) if found.timezone else None
+    years = covered_years(datetime.now(UTC).year)
+    return make_calendar(spec, zone or _schedule_zone(settings, target, parsed.defaults), years)
 
 
 def _merge_thresholds(*layers: ThresholdPair | CountThresholdPair) -> ThresholdValues:
