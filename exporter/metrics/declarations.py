@@ -167,6 +167,24 @@ DATA_LAG_PERIODS = MetricSpec(
     GROUP,
     f"Whole days or hours (data_granularity) that CAN's latestDateTime ({_FROM_LAST_POLL}) is behind the expected one (now minus expected_data_delay) in the schedule's time zone, 0 when not behind; computed at scrape time.",  # noqa: E501
 )
+DATA_LAG_BUSINESS = MetricSpec(
+    "aloudata_can_data_lag_business_seconds",
+    GAUGE,
+    GROUP,
+    f"Seconds of business days (the group's calendar) from CAN's latestDateTime ({_FROM_LAST_POLL}) to now; computed at scrape time; only groups with a calendar.",  # noqa: E501
+)
+REFRESH_AGE_BUSINESS = MetricSpec(
+    "aloudata_can_refresh_age_business_seconds",
+    GAUGE,
+    GROUP,
+    f"Seconds of business days (the group's calendar) from CAN's latestRefreshTime ({_FROM_LAST_POLL}) to now; computed at scrape time; only groups with a calendar.",  # noqa: E501
+)
+BUSINESS_DAY = MetricSpec(
+    "aloudata_can_business_day",
+    GAUGE,
+    GROUP,
+    "1 when today, in the calendar's time zone, is a business day of the group's calendar, else 0; only groups with a calendar.",  # noqa: E501
+)
 REFRESHES_WITHOUT_NEW_DATA = MetricSpec(
     "aloudata_can_refreshes_without_new_data",
     GAUGE,
@@ -334,6 +352,9 @@ ALL: tuple[MetricSpec, ...] = (
     REFRESH_DEADLINE_TIMESTAMP,
     REFRESH_OVERDUE,
     DATA_LAG_PERIODS,
+    DATA_LAG_BUSINESS,
+    REFRESH_AGE_BUSINESS,
+    BUSINESS_DAY,
     REFRESHES_WITHOUT_NEW_DATA,
     REFRESHES_WITHOUT_NEW_DATA_THRESHOLD,
     DATA_TIME_LAST_CHANGE,
