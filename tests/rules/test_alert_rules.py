@@ -161,6 +161,16 @@ def test_promtool_test_rules(tests: Path) -> None:
         ),
         # The 28-day ratio is the mean of the 5m series.
         ("avg_over_time(", "max_over_time(", "aloudata_can:freshness_error_ratio:28d"),
+        # A calendar group's business lag comes first: the wall-clock one only where it is absent.
+        (
+            'aloudata_can_data_lag_business_seconds{job="aloudata-can-exporter"}\n'
+            "                or\n"
+            '              aloudata_can_data_lag_seconds{job="aloudata-can-exporter"}',
+            'aloudata_can_data_lag_seconds{job="aloudata-can-exporter"}\n'
+            "                or\n"
+            '              aloudata_can_data_lag_business_seconds{job="aloudata-can-exporter"}',
+            "over a weekend a calendar group does not alert and a wall-clock group does",
+        ),
     ],
     ids=[
         "threshold-edge",
@@ -174,6 +184,7 @@ def test_promtool_test_rules(tests: Path) -> None:
         "page-threshold",
         "ratio-without-observed-seconds",
         "28d-mean",
+        "business-lag-first",
     ],
 )
 def test_promtool_test_rules_can_fail(
