@@ -64,6 +64,11 @@ class BusinessCalendar:
         """Whether ``now``'s date, in the calendar's zone, is a business day."""
         return self.is_business_day(date.fromordinal(self._day_of(now)))
 
+    def day_span(self, instant: float) -> tuple[float, float]:
+        """When the local day holding ``instant`` starts, and when the next one does."""
+        ordinal = self._day_of(instant)
+        return self._start(ordinal), self._start(ordinal + 1)
+
     def business_seconds(self, start: float, end: float) -> float:
         """Seconds of business days within [start, end]; negative when ``end`` is earlier."""
         return self._elapsed(end) - self._elapsed(start)

@@ -240,8 +240,8 @@ def _resolve_group(
         per_plan=settings.per_plan is True,
         max_backoff=settings.max_backoff or defaults.max_backoff,
         labels=labels,
-        schedule=_resolve_schedule(settings, target, defaults),
-        data_periods=_resolve_data_periods(settings, target, defaults),
+        schedule=_resolve_schedule(settings, target, defaults, calendar),
+        data_periods=_resolve_data_periods(settings, target, defaults, calendar),
         drilldown=settings.per_plan == "auto",
         drilldown_max_plans=settings.drilldown_max_plans or defaults.drilldown_max_plans,
         fresh_below=fresh_below,
@@ -290,7 +290,10 @@ def _schedule_zone(settings: GroupSettings, target: Target, defaults: Defaults) 
 
 
 def _resolve_schedule(
-    settings: GroupSettings, target: Target, defaults: Defaults
+    settings: GroupSettings,
+    target: Target,
+    defaults: Defaults,
+    calendar: BusinessCalendar | None = None,
 ) -> Schedule | None:
     own, inherited = settings.schedule, defaults.schedule
     cron = own.refresh_cron if own.refresh_cron is not None else inherited.refresh_cron
@@ -298,13 +301,16 @@ def _resolve_schedule(
         return None
     grace = next((g for g in (own.grace, inherited.grace) if g is not None), DEFAULT_GRACE)
     try:
-        return make_schedule(cron, _schedule_zone(settings, target, defaults), grace)
+        return make_schedule(cron, _schedule_zone(settings, target, defaults), grace, calendar)
     except ValueError as exc:
         raise ValueError(f"schedule.refresh_cron: {exc}") from None
 
 
 def _resolve_data_periods(
-    settings: GroupSettings, target: Target, defaults: Defaults
+    settings: GroupSettings,
+    target: Target,
+    defaults: Defaults,
+    calendar: BusinessCalendar | None = None,
 ) -> DataPeriods | None:
     granularity = settings.data_granularity or defaults.data_granularity
     if granularity is None:
@@ -315,7 +321,7 @@ def _resolve_data_periods(
         (d for d in (settings.expected_data_delay, defaults.expected_data_delay) if d is not None),
         0.0,
     )
-    return DataPeriods(granularity, delay, _schedule_zone(settings, target, defaults))
+    return DataPeriods(granularity, delay, _schedule_zone(settings, target, defaults), calendar)
 
 
 def _check_calendar_name(name: str | None, parsed: ConfigFile, where: str) -> Iterator[str]:

@@ -15,6 +15,7 @@ from exporter.config.calendars import (
     weekday_numbers,
 )
 from exporter.config.load import parse_config
+from exporter.config.schedule import DataPeriods, Granularity, make_schedule
 from tests.helpers.configs import ENV, doc, group, problems_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -277,3 +278,112 @@ def test_without_a_calendar_key_a_group_has_none() -> None:
 )
 def test_a_bad_calendar_is_one_line_naming_the_key(head: str, groups: str, problem: str) -> None:
     assert problems_of(doc(head=head, groups=groups)) == [problem]
+
+
+# --- schedules on a calendar ----------------------------------------------------------------
+
+NIGHTLY = make_schedule("30 2 * * *", SHANGHAI, HOUR, CN)
+NIGHTLY_EVERY_DAY = make_schedule("30 2 * * *", SHANGHAI, HOUR)
+
+
+def test_a_fire_on_a_day_off_sets_no_deadline() -> None:
+    friday_deadline = _sh(2024, 9, 6, 3, 30)
+    saturday = _sh(2024, 9, 7, 12)
+    deadline = NIGHTLY.deadline(saturday)
+    assert deadline is not None
+    assert (deadline.fire, deadline.deadline) == (_sh(2024, 9, 6, 2, 30), friday_deadline)
+    # Refreshed after Friday's fire: not overdue all weekend, where every day would be.
+    refreshed = _sh(2024, 9, 6, 3)
+    assert deadline.overdue(refreshed, saturday) == 0
+    every_day = NIGHTLY_EVERY_DAY.deadline(saturday)
+    assert every_day is not None
+    assert every_day.overdue(refreshed, saturday) == saturday - _sh(2024, 9, 7, 3, 30)
+    # Until Monday's deadline passes, Friday's stands; then Monday's.
+    monday = NIGHTLY.deadline(_sh(2024, 9, 9, 3, 29))
+    assert monday is not None
+    assert monday.deadline == friday_deadline
+    after = NIGHTLY.deadline(_sh(2024, 9, 9, 3, 30))
+    assert after is not None
+    assert after.deadline == _sh(2024, 9, 9, 3, 30)
+    # Overdue from Monday's deadline, not Saturday's.
+    assert NIGHTLY.overdue_from(refreshed) == _sh(2024, 9, 9, 3, 30)
+    assert NIGHTLY_EVERY_DAY.overdue_from(refreshed) == _sh(2024, 9, 7, 3, 30)
+
+
+def test_a_holiday_sets_no_deadline_and_a_make_up_saturday_does() -> None:
+    # Refreshed on Monday 2024-09-30: next due on Tuesday 2024-10-08, after National Day.
+    assert NIGHTLY.overdue_from(_sh(2024, 9, 30, 3)) == _sh(2024, 10, 8, 3, 30)
+    during = NIGHTLY.deadline(_sh(2024, 10, 5, 12))
+    assert during is not None
+    assert during.deadline == _sh(2024, 9, 30, 3, 30)
+    # Saturday 2024-10-12 is worked: its fire sets a deadline.
+    assert NIGHTLY.overdue_from(_sh(2024, 10, 11, 3)) == _sh(2024, 10, 12, 3, 30)
+
+
+def test_a_cron_that_fires_only_on_days_off_has_no_deadline() -> None:
+    sundays = make_schedule("30 2 * * sun", SHANGHAI, HOUR, _calendar(country=None))
+    assert sundays.deadline(_sh(2024, 9, 9, 12)) is None
+    assert sundays.overdue_from(_sh(2024, 9, 9, 12)) == float("inf")
+
+
+T_MINUS_1 = DataPeriods(Granularity.DAY, 86400.0, SHANGHAI, CN)
+
+
+@pytest.mark.parametrize(
+    ("now", "data_day", "behind"),
+    [
+        # T-1 on a Monday expects Friday's data; so do Saturday and Sunday.
+        ((2024, 9, 9, 10), date(2024, 9, 6), 0),
+        ((2024, 9, 9, 10), date(2024, 9, 5), 1),
+        ((2024, 9, 7, 10), date(2024, 9, 6), 0),
+        ((2024, 9, 8, 23), date(2024, 9, 6), 0),
+        ((2024, 9, 8, 23), date(2024, 9, 5), 1),
+        # Tuesday expects Monday's: Friday's is one business day behind, not four days.
+        ((2024, 9, 10, 0, 30), date(2024, 9, 6), 1),
+        # After National Day, the last working day before it; Friday's data misses that Monday
+        # and the Sunday before it, a make-up working day.
+        ((2024, 10, 8, 10), date(2024, 9, 30), 0),
+        ((2024, 10, 8, 10), date(2024, 9, 27), 2),
+        # Wednesday 2024-10-09 expects Tuesday's; Sunday 2024-09-29 was worked.
+        ((2024, 10, 9, 10), date(2024, 9, 27), 3),
+    ],
+)
+def test_data_periods_count_business_days(
+    now: tuple[int, ...], data_day: date, behind: int
+) -> None:
+    data_time = _sh(data_day.year, data_day.month, data_day.day)
+    assert T_MINUS_1.behind(data_time, _sh(*now)) == behind
+
+
+def test_behind_from_is_when_the_first_business_day_is_missed() -> None:
+    friday = _sh(2024, 9, 6)
+    assert T_MINUS_1.behind_from(friday) == _sh(2024, 9, 10)
+    # Thursday's data is behind from Saturday, when T-1 expects Friday's.
+    assert T_MINUS_1.behind_from(_sh(2024, 9, 5)) == _sh(2024, 9, 7)
+    assert T_MINUS_1.behind(_sh(2024, 9, 5), _sh(2024, 9, 6, 23, 59)) == 0
+    late = DataPeriods(Granularity.DAY, 86400.0 + 3 * HOUR, SHANGHAI, CN)
+    assert late.behind_from(friday) == _sh(2024, 9, 10, 3)
+    assert late.behind(friday, _sh(2024, 9, 10, 2, 59)) == 0
+    assert late.behind(friday, _sh(2024, 9, 10, 3)) == 1
+    # Before National Day: missed on Wednesday 2024-10-09, when Tuesday's is expected.
+    assert T_MINUS_1.behind_from(_sh(2024, 9, 30)) == _sh(2024, 10, 9)
+    # Hourly periods stay on the wall clock.
+    hourly = DataPeriods(Granularity.HOUR, 0.0, SHANGHAI, CN)
+    assert hourly.behind(_sh(2024, 9, 7, 10), _sh(2024, 9, 7, 12)) == 2
+
+
+def test_a_group_with_a_calendar_and_a_schedule_uses_it_for_both() -> None:
+    (sales,) = parse_config(
+        doc(
+            head=CALENDARS,
+            groups=group(
+                "    calendar: cn\n    schedule: {refresh_cron: '30 2 * * *'}\n"
+                "    data_granularity: day\n    expected_data_delay: 1d\n"
+            ),
+        ),
+        environ=ENV,
+    ).groups
+    assert sales.schedule is not None
+    assert sales.data_periods is not None
+    assert sales.schedule.calendar is sales.calendar
+    assert sales.data_periods.calendar is sales.calendar

@@ -178,14 +178,27 @@ def test_the_instant_agrees_with_the_alert_conditions_at_every_minute(
     ],
     ids=["weekend", "national-day"],
 )
+@pytest.mark.parametrize(
+    ("lag", "age"),
+    [
+        (ThresholdValues(10 * HOUR, 26 * HOUR), ThresholdValues(6 * HOUR, 25 * HOUR)),
+        # No warning thresholds: below warning, the deadlines and periods decide.
+        (ThresholdValues(None, 200 * HOUR), ThresholdValues(None, 200 * HOUR)),
+    ],
+    ids=["thresholds", "schedule"],
+)
 def test_on_a_calendar_the_instant_agrees_with_the_business_alerts_at_every_minute(
-    fresh_below: FreshBelow, start: datetime
+    fresh_below: FreshBelow, start: datetime, lag: ThresholdValues, age: ThresholdValues
 ) -> None:
+    calendar = make_calendar(CalendarSpec("cn", country="CN"), SHANGHAI, (2020, 2030))
     group = make_group(
-        data_lag=ThresholdValues(10 * HOUR, 26 * HOUR),
-        refresh_age=ThresholdValues(6 * HOUR, 25 * HOUR),
+        data_lag=lag,
+        refresh_age=age,
         fresh_below=fresh_below,
-        calendar=make_calendar(CalendarSpec("cn", country="CN"), SHANGHAI, (2020, 2030)),
+        calendar=calendar,
+        # No deadline on a day off, and T-1 in business days.
+        schedule=make_schedule("30 2 * * *", SHANGHAI, HOUR, calendar),
+        data_periods=DataPeriods(Granularity.DAY, 86400.0 + 3 * HOUR, SHANGHAI, calendar),
     )
     for data_hours, refresh_hours in ((2, 1), (20, 3), (30, 20), (50, 26), (0, 0)):
         reading = make_reading(
@@ -195,9 +208,9 @@ def test_on_a_calendar_the_instant_agrees_with_the_business_alerts_at_every_minu
         for minute in range(0, 12 * 24 * 60, 13):
             now = (start + timedelta(minutes=minute)).timestamp()
             assert (now <= boundary) == _fresh_by_the_alerts(group, _times(reading), now)
-        # Over a weekend or a holiday the business lag stands still: no crossing falls in one.
-        assert group.calendar is not None
-        assert group.calendar.today_is_business_day(boundary)
+        if fresh_below is FreshBelow.CRITICAL:
+            # The business lag and age stand still on a day off: no crossing falls in one.
+            assert calendar.today_is_business_day(boundary)
 
 
 def _fresh_by_the_alerts(group: Group, times: tuple[float, float], now: float) -> bool:
@@ -210,9 +223,13 @@ def _fresh_by_the_alerts(group: Group, times: tuple[float, float], now: float) -
     if group.fresh_below is FreshBelow.WARNING:
         severities.append("warning")
     for severity in severities:
-        if lag > getattr(group.data_lag, severity):
+        lag_limit, age_limit = (
+            getattr(group.data_lag, severity),
+            getattr(group.refresh_age, severity),
+        )
+        if lag_limit is not None and lag > lag_limit:
             return False
-        if age > getattr(group.refresh_age, severity):
+        if age_limit is not None and age > age_limit:
             return False
     if group.fresh_below is FreshBelow.WARNING and group.schedule is not None:
         assert group.data_periods is not None
