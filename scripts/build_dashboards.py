@@ -54,6 +54,7 @@ NOT_READY_MAPPING = {0: ("Ready", "green"), 1: ("Not ready", "orange")}
 MISSING_MAPPING = {1: ("Does not exist", "red")}
 UP_MAPPING = {0: ("Down", "red"), 1: ("Up", "green")}
 RELOAD_MAPPING = {0: ("Failed", "red"), 1: ("OK", "green")}
+BUSINESS_DAY_MAPPING = {0: ("Day off", "blue"), 1: ("Business day", "green")}
 
 # Units (Grafana ids).
 SECONDS = "s"
@@ -95,13 +96,20 @@ def _over_thresholds(value: str, threshold: str, scope: Sequence[str]) -> str:
     distinct series under ``or``, and a severity that is disabled (its series absent) simply
     adds nothing instead of dropping the whole comparison as ``+`` would.
     """
-    lag = selector(value, scope)
+    lag = _business_or_wall(value, scope)
 
     def over(severity: str) -> str:
         limit = selector(threshold, scope, severity=severity)
         return f"({lag} > bool ignoring(severity) group_right {limit})"
 
     return f"{over('warning')} or 2 * {over('critical')}"
+
+
+def _business_or_wall(value: str, scope: Sequence[str]) -> str:
+    """A lag or age as the alerts compare it: in business seconds for a group with a calendar
+    (its ``_business_seconds`` series exists only for those), on the wall clock elsewhere."""
+    business = value.replace("_seconds", "_business_seconds")
+    return f"({selector(business, scope)} or {selector(value, scope)})"
 
 
 def state_expr(scope: Sequence[str] = GROUP_SCOPE) -> str:
@@ -605,7 +613,7 @@ def dashboard(
 _STATE_HELP = (
     "State per group: Fresh, Warning (data lag or refresh age over the warning threshold, or CAN "
     "reports not-ready tables), Critical (over a critical threshold) or Failing (the last poll of "
-    "CAN failed)."
+    "CAN failed). A group with a calendar is judged on its business lag and age, as its alerts are."
 )
 
 
@@ -924,6 +932,41 @@ def group() -> Json:
             "it steps up as each expected period begins without its data." + periods_note,
             COUNT,
             Query(selector("aloudata_can_data_lag_periods", scope), "{{group}}"),
+        ),
+    )
+
+    layout.row("Business calendar (groups with a calendar)")
+    calendar_note = (
+        " Only groups with a calendar in the exporter's config export it; the lag and age "
+        "alerts compare these figures for them, as the State does."
+    )
+    layout.add(
+        4,
+        8,
+        stat(
+            "Today",
+            "Whether today, in the calendar's time zone, is a business day of the group's "
+            "calendar (weekends, holidays and make-up working days)." + calendar_note,
+            COUNT,
+            Query(selector("aloudata_can_business_day", scope), "{{group}}"),
+            mapping=BUSINESS_DAY_MAPPING,
+        ),
+    )
+    layout.add(
+        10,
+        8,
+        _against_thresholds(
+            "Business data lag against thresholds",
+            "Seconds of business days from CAN's latest data time to now: weekends and "
+            "holidays add nothing." + calendar_note,
+            "aloudata_can_data_lag_business_seconds",
+            "aloudata_can_data_lag_threshold_seconds",
+        ),
+        _against_thresholds(
+            "Business refresh age against thresholds",
+            "Seconds of business days since CAN's latest refresh task ended." + calendar_note,
+            "aloudata_can_refresh_age_business_seconds",
+            "aloudata_can_refresh_age_threshold_seconds",
         ),
     )
 

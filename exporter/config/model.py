@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from exporter.config.calendars import BusinessCalendar
 from exporter.config.maintenance import MaintenanceWindow
 from exporter.config.proxy import Proxy
 from exporter.config.schedule import DataPeriods, Schedule
@@ -105,6 +106,8 @@ class Group:
     slo_objective: float | None = None
     # Its maintenance windows (its own or defaults', and its target's), not yet ended at load.
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    # calendar: which days are business days; the business lag and age are exported for it.
+    calendar: BusinessCalendar | None = None
 
     @property
     def key(self) -> tuple[str, str]:

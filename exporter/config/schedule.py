@@ -18,11 +18,16 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from exporter.config.calendars import BusinessCalendar
+
 # How far back a fire is looked for: a crontab expression without a year fires at least once
 # in 28 years (the 29th of February on a given weekday), so this finds every real schedule.
 _SEARCH_LIMIT = 64 * 366 * 86400
 # Where the check that an expression fires at all starts from.
 _CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+# How many days off in a row a fire is looked past on a calendar (a cron that fires only on
+# days off has no deadline).
+_DAYS_OFF_LIMIT = 400
 
 
 class Granularity(StrEnum):
@@ -75,6 +80,8 @@ class Schedule:
     grace: float
     trigger: Any = field(compare=False, repr=False)
     _cache: _Cache = field(default_factory=_Cache, compare=False, repr=False)
+    # A fire on a day that is not a business day of the calendar sets no deadline.
+    calendar: BusinessCalendar | None = None
 
     def deadline(self, now: float) -> Deadline | None:
         """The last deadline at or before ``now``; None when the cron never fired before it.
@@ -86,7 +93,7 @@ class Schedule:
             return window.deadline
         if window is not None and window.next_fire is not None and window.until <= now:
             # Usually only the next deadline has passed since the last scrape: one step on.
-            following = next_fire(self.trigger, self.zone, window.next_fire)
+            following = self._first(window.next_fire + 1)
             window = self._window(window.next_fire, following)
             if now < window.until:
                 self._cache.window = window
@@ -102,16 +109,37 @@ class Schedule:
         """
         if refresh_time is None:
             return -math.inf
-        fire = first_fire(self.trigger, self.zone, math.ceil(refresh_time))
+        fire = self._first(math.ceil(refresh_time))
         return math.inf if fire is None else fire + self.grace
 
     def _compute(self, now: float) -> _Window:
         latest = math.floor(now - self.grace)
-        fire = last_fire(self.trigger, self.zone, latest)
+        fire = self._last(latest)
         if fire is None:
-            upcoming = first_fire(self.trigger, self.zone, latest + 1)
+            upcoming = self._first(latest + 1)
             return _Window(None, -math.inf, self._deadline_of(upcoming), upcoming)
-        return self._window(fire, next_fire(self.trigger, self.zone, fire))
+        return self._window(fire, self._first(fire + 1))
+
+    def _first(self, moment: int) -> int | None:
+        """The first fire at or after ``moment`` that is on a business day (any day without a
+        calendar)."""
+        fire = first_fire(self.trigger, self.zone, moment)
+        for _ in range(_DAYS_OFF_LIMIT):
+            if fire is None or self.calendar is None or self.calendar.today_is_business_day(fire):
+                return fire
+            _, day_end = self.calendar.day_span(fire)
+            fire = first_fire(self.trigger, self.zone, max(fire + 1, math.ceil(day_end)))
+        return None
+
+    def _last(self, moment: int) -> int | None:
+        """The last fire at or before ``moment`` on a business day, as ``_first``."""
+        fire = last_fire(self.trigger, self.zone, moment)
+        for _ in range(_DAYS_OFF_LIMIT):
+            if fire is None or self.calendar is None or self.calendar.today_is_business_day(fire):
+                return fire
+            day_start, _ = self.calendar.day_span(fire)
+            fire = last_fire(self.trigger, self.zone, min(fire - 1, math.ceil(day_start) - 1))
+        return None
 
     def _window(self, fire: int, following: int | None) -> _Window:
         deadline = fire + self.grace
@@ -122,10 +150,12 @@ class Schedule:
 
 
 @functools.lru_cache(maxsize=4096)
-def make_schedule(refresh_cron: str, zone: tzinfo, grace: float) -> Schedule:
-    """A schedule, shared by every group (and every reload) with the same three settings, so
-    its deadline is computed once for all of them. Raises ValueError for a bad expression."""
-    return Schedule(refresh_cron, zone, grace, cron_trigger(refresh_cron, zone))
+def make_schedule(
+    refresh_cron: str, zone: tzinfo, grace: float, calendar: BusinessCalendar | None = None
+) -> Schedule:
+    """A schedule, shared by every group (and every reload) with the same settings, so its
+    deadline is computed once for all of them. Raises ValueError for a bad expression."""
+    return Schedule(refresh_cron, zone, grace, cron_trigger(refresh_cron, zone), calendar=calendar)
 
 
 def cron_trigger(expression: str, zone: tzinfo) -> Any:
@@ -234,6 +264,8 @@ class DataPeriods:
     granularity: Granularity
     expected_delay: float
     zone: tzinfo
+    # Daily periods count its business days: see ``_business_behind``.
+    calendar: BusinessCalendar | None = None
 
     def behind(self, data_time: float, now: float) -> int | None:
         """Whole periods from the data's period back to the expected one; 0 when not behind.
@@ -251,6 +283,8 @@ class DataPeriods:
             # A "max date" such as 9999-12-31 23:00 in the target's zone can be past year 9999
             # in the schedule's: no period to count, and no reason to fail the whole scrape.
             return None
+        if self.calendar is not None and self.granularity is Granularity.DAY:
+            return _business_behind(self.calendar, self.expected_delay, now, self.zone, data)
         if self.granularity is Granularity.DAY:
             return max(0, (expected - data).days)
         return max(0, (expected - data) // timedelta(hours=1))
@@ -265,10 +299,37 @@ class DataPeriods:
             return math.inf
         step = timedelta(days=1) if self.granularity is Granularity.DAY else timedelta(hours=1)
         try:
-            wall = data + step + timedelta(seconds=self.expected_delay)
+            if self.calendar is not None and self.granularity is Granularity.DAY:
+                wall = _business_behind_from(self.calendar, self.expected_delay, data)
+            else:
+                wall = data + step + timedelta(seconds=self.expected_delay)
         except OverflowError:
             return math.inf
         return _first_instant_at_or_after(wall, self.zone)
+
+
+def _business_behind(
+    calendar: BusinessCalendar, delay: float, now: float, zone: tzinfo, data: datetime
+) -> int:
+    """Business days after the data's day up to the expected one. The delay's whole days count
+    business days back from the date of now less its remainder, on the zone's wall clock: T-1
+    on a Monday, a Saturday or a Sunday expects Friday's data."""
+    days, rest = divmod(delay, 86400)
+    wall = datetime.fromtimestamp(now, zone).replace(tzinfo=None) - timedelta(seconds=rest)
+    expected = calendar.previous_business_days(wall.date(), int(days))
+    return calendar.business_days_after(data.date(), expected)
+
+
+def _business_behind_from(calendar: BusinessCalendar, delay: float, data: datetime) -> datetime:
+    """The wall-clock time from which ``_business_behind`` is 1 or more: when the expected day
+    reaches the first business day after the data's. With T-n, that is the day after the n-th
+    business day counted from it (a Saturday, for Friday's with T-1), plus the delay's
+    remainder; with T-0, that day itself."""
+    days, rest = divmod(delay, 86400)
+    day = calendar.next_business_days(data.date(), 1)
+    if days >= 1:
+        day = calendar.next_business_days(day, int(days) - 1) + timedelta(days=1)
+    return datetime(day.year, day.month, day.day) + timedelta(seconds=rest)  # noqa: DTZ001
 
 
 def _first_instant_at_or_after(wall: datetime, zone: tzinfo) -> float:

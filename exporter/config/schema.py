@@ -7,7 +7,7 @@ checked one by one here; what needs several keys at once is checked in ``resolve
 from __future__ import annotations
 
 import math
-from datetime import UTC
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.config.calendars import WEEKDAYS, check_country
 from exporter.config.durations import parse_duration
 from exporter.config.labels import RawLabels
 from exporter.config.maintenance import MaintenanceList
@@ -171,6 +172,70 @@ class SloSettings(_Model):
     fresh_below: FreshBelow | None = None
 
 
+def _date(value: Any) -> date:
+    """A date as YAML reads an unquoted one, or a quoted YYYY-MM-DD."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            if len(value) == 10:
+                return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("invalid date: write it as YYYY-MM-DD, such as 2024-10-01")
+
+
+Date = Annotated[date, BeforeValidator(_date)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class HolidaySource(_Model):
+    """A calendar's public holidays, from the ``holidays`` package."""
+
+    country: str
+    subdivision: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _check_country(cls, country: str) -> str:
+        problem, _ = check_country(country, None)
+        if problem is not None:
+            raise ValueError(problem)
+        return country
+
+    @field_validator("subdivision")
+    @classmethod
+    def _check_subdivision(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if subdivision is not None and country is not None:
+            _, problem = check_country(country, subdivision)
+            if problem is not None:
+                raise ValueError(problem)
+        return subdivision
+
+
+class CalendarSettings(_Model):
+    """One entry of ``calendars``: see config/calendars.py."""
+
+    # Default: the schedule zone of the group using it.
+    timezone: ZoneName | None = None
+    weekends: list[Weekday] = ["sat", "sun"]
+    holidays: HolidaySource | None = None
+    extra_holidays: list[Date] = []
+    workdays: list[Date] = []
+
+    @field_validator("weekends")
+    @classmethod
+    def _check_weekends(cls, weekends: list[str]) -> list[str]:
+        if len(set(weekends)) == len(WEEKDAYS):
+            raise ValueError("must leave at least one day of the week a business day")
+        return weekends
+
+
+# A calendars entry's name; "" in a group's calendar removes one inherited from defaults.
+CalendarName = Annotated[str, Field(max_length=128)]
+
+
 class Defaults(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
@@ -183,6 +248,7 @@ class Defaults(_Model):
     expected_data_delay: NonNegativeDuration | None = None
     slo: SloSettings | None = None
     maintenance: MaintenanceList | None = None
+    calendar: CalendarName | None = None
 
 
 def _header_value(value: str) -> str:
@@ -284,6 +350,7 @@ class GroupSettings(_Model):
     expected_data_delay: NonNegativeDuration | None = None
     slo: SloSettings | None = None
     maintenance: MaintenanceList | None = None
+    calendar: CalendarName | None = None
 
     @model_validator(mode="after")
     def _one_plan_list(self) -> GroupSettings:
@@ -296,6 +363,7 @@ class ConfigFile(_Model):
     defaults: Defaults = Defaults()
     targets: list[TargetSettings]
     groups: list[GroupSettings] = []
+    calendars: dict[Name, CalendarSettings] = {}
 
 
 # --- the resolved configuration ---------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
 
@@ -173,8 +174,18 @@ async def _start_demo(stack: contextlib.AsyncExitStack, shard: Shard) -> ConfigS
         "ALOUDATA_CAN_DEMO_APIKEY": scenario.auth.value.get_secret_value(),
         "ALOUDATA_CAN_DEMO_MAINTENANCE_START": (now - timedelta(hours=1)).isoformat(),
         "ALOUDATA_CAN_DEMO_MAINTENANCE_END": (now + timedelta(hours=2)).isoformat(),
+        **_demo_weekend(scenario.timezone),
     }
     return ConfigSource(DEMO_CONFIG_PATH, environ, shard)
+
+
+def _demo_weekend(zone: str) -> dict[str, str]:
+    """Yesterday and today in the simulator's zone: the demo calendar's simulated weekend."""
+    today = datetime.now(ZoneInfo(zone)).date()
+    return {
+        "ALOUDATA_CAN_DEMO_WEEKEND_1": (today - timedelta(days=1)).isoformat(),
+        "ALOUDATA_CAN_DEMO_WEEKEND_2": today.isoformat(),
+    }
 
 
 async def _live_check(config: Config) -> int:

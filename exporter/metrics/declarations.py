@@ -8,68 +8,34 @@ holds them in the order they are exposed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
+from exporter.metrics.spec import (
+    COUNTER,
+    EXPORTER,
+    GAUGE,
+    GROUP,
+    HISTOGRAM,
+    LEVEL_LABELS,
+    PLAN,
+    TARGET,
+    Level,
+    MetricSpec,
+    MetricType,
+)
 
-
-class MetricType(StrEnum):
-    GAUGE = "gauge"
-    COUNTER = "counter"
-    HISTOGRAM = "histogram"
-
-
-class Level(StrEnum):
-    """Which family of series a metric belongs to: what one of its series stands for."""
-
-    TARGET = "target"
-    GROUP = "group"
-    PLAN = "plan"
-    EXPORTER = "exporter"
-
-
-GAUGE, COUNTER, HISTOGRAM = MetricType.GAUGE, MetricType.COUNTER, MetricType.HISTOGRAM
-TARGET, GROUP, PLAN, EXPORTER = Level.TARGET, Level.GROUP, Level.PLAN, Level.EXPORTER
-
-# The labels every series of a level carries, in the order they are given.
-LEVEL_LABELS: dict[Level, tuple[str, ...]] = {
-    TARGET: ("target",),
-    GROUP: ("target", "group"),
-    PLAN: ("target", "group", "plan"),
-    EXPORTER: (),
-}
-
-
-# eq=False: each metric is one object, hashed by identity, a cheap key for the renderers.
-@dataclass(frozen=True, slots=True, eq=False)
-class MetricSpec:
-    # A counter's without _total: prometheus_client appends it (see exposed_name).
-    name: str
-    type: MetricType
-    level: Level
-    # HELP: what the value is, naming the original CAN field.
-    help: str
-    # Labels beyond the level's: a fixed enum such as severity or reason.
-    extra_labels: tuple[str, ...] = ()
-    # The level's labels, then the extra ones.
-    labels: tuple[str, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", LEVEL_LABELS[self.level] + self.extra_labels)
-
-    @property
-    def exposed_name(self) -> str:
-        """The name in the exposition: a counter's with ``_total``."""
-        return f"{self.name}_total" if self.type is COUNTER else self.name
-
-    @property
-    def unit(self) -> str:
-        """The base unit the name ends with (STYLE.md section 6): ``seconds`` for durations
-        and ages, ``timestamp_seconds`` for Unix times, ``""`` for counts and 0/1 states."""
-        for unit in ("timestamp_seconds", "seconds"):
-            if self.name.endswith(f"_{unit}"):
-                return unit
-        return ""
-
+# The spec's types, re-exported: the renderers and tests read them as declarations' own.
+__all__ = [
+    "COUNTER",
+    "EXPORTER",
+    "GAUGE",
+    "GROUP",
+    "HISTOGRAM",
+    "LEVEL_LABELS",
+    "PLAN",
+    "TARGET",
+    "Level",
+    "MetricSpec",
+    "MetricType",
+]
 
 _FROM_LAST_POLL = "from the last successful poll"
 
@@ -166,6 +132,24 @@ DATA_LAG_PERIODS = MetricSpec(
     GAUGE,
     GROUP,
     f"Whole days or hours (data_granularity) that CAN's latestDateTime ({_FROM_LAST_POLL}) is behind the expected one (now minus expected_data_delay) in the schedule's time zone, 0 when not behind; computed at scrape time.",  # noqa: E501
+)
+DATA_LAG_BUSINESS = MetricSpec(
+    "aloudata_can_data_lag_business_seconds",
+    GAUGE,
+    GROUP,
+    f"Seconds of business days (the group's calendar) from CAN's latestDateTime ({_FROM_LAST_POLL}) to now; computed at scrape time; only groups with a calendar.",  # noqa: E501
+)
+REFRESH_AGE_BUSINESS = MetricSpec(
+    "aloudata_can_refresh_age_business_seconds",
+    GAUGE,
+    GROUP,
+    f"Seconds of business days (the group's calendar) from CAN's latestRefreshTime ({_FROM_LAST_POLL}) to now; computed at scrape time; only groups with a calendar.",  # noqa: E501
+)
+BUSINESS_DAY = MetricSpec(
+    "aloudata_can_business_day",
+    GAUGE,
+    GROUP,
+    "1 when today, in the calendar's time zone, is a business day of the group's calendar, else 0; only groups with a calendar.",  # noqa: E501
 )
 REFRESHES_WITHOUT_NEW_DATA = MetricSpec(
     "aloudata_can_refreshes_without_new_data",
@@ -353,6 +337,9 @@ ALL: tuple[MetricSpec, ...] = (
     REFRESH_DEADLINE_TIMESTAMP,
     REFRESH_OVERDUE,
     DATA_LAG_PERIODS,
+    DATA_LAG_BUSINESS,
+    REFRESH_AGE_BUSINESS,
+    BUSINESS_DAY,
     REFRESHES_WITHOUT_NEW_DATA,
     REFRESHES_WITHOUT_NEW_DATA_THRESHOLD,
     DATA_TIME_LAST_CHANGE,

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from exporter.can.models import Reading
+from exporter.config.calendars import BusinessCalendar
 from exporter.config.maintenance import MaintenanceWindow, active, active_end
 from exporter.config.model import Group, ThresholdValues
 from exporter.metrics import declarations as m
@@ -84,6 +85,9 @@ def write_group(out: Sink, snapshot: GroupSnapshot, now: float) -> None:
         _reading(out, reading, now)
     if group.schedule is not None or group.data_periods is not None:
         for spec, value in schedule_values(group, reading, now):
+            out.group(spec, value)
+    if group.calendar is not None:
+        for spec, value in business_values(group.calendar, reading, now):
             out.group(spec, value)
     _status(out, snapshot)
     _freshness(out, snapshot, now)
@@ -190,3 +194,16 @@ def schedule_values(
         behind = group.data_periods.behind(reading.latest_data_time.timestamp(), now)
         if behind is not None:
             yield m.DATA_LAG_PERIODS, float(behind)
+
+
+def business_values(
+    calendar: BusinessCalendar, reading: Reading | None, now: float
+) -> Iterator[tuple[m.MetricSpec, float]]:
+    """The business lag and age on the group's calendar, and whether today is a business day."""
+    if reading is not None and reading.latest_data_time is not None:
+        data_time = reading.latest_data_time.timestamp()
+        yield m.DATA_LAG_BUSINESS, calendar.business_seconds(data_time, now)
+    if reading is not None and reading.latest_refresh_time is not None:
+        refresh_time = reading.latest_refresh_time.timestamp()
+        yield m.REFRESH_AGE_BUSINESS, calendar.business_seconds(refresh_time, now)
+    yield m.BUSINESS_DAY, 1.0 if calendar.today_is_business_day(now) else 0.0

@@ -8,11 +8,12 @@ warning thresholds, not ready, a refresh overdue, data periods behind).
 On one reading every one of those conditions, once true, stays true as time passes (ages
 grow, deadlines and expected periods only move on), so a reading is fresh up to one instant
 and stale after it: ``stale_from`` computes that instant from the reading (data time plus the
-threshold, the deadline of the first cron fire after the refresh, the start of the period the
-data falls behind in). The ledger counts fresh and observed seconds between readings exactly,
-whether or not anyone scraped when the threshold was crossed. Time in one of the group's
-maintenance windows counts neither fresh nor observed, and the group is then neither fresh nor
-stale (``is_fresh`` is None, as before the first reading).
+threshold, counted in business seconds for a group with a calendar; the deadline of the first
+cron fire after the refresh; the start of the period the data falls behind in). The ledger
+counts fresh and observed seconds between readings exactly, whether or not anyone scraped
+when the threshold was crossed. Time in one of the group's maintenance windows counts neither
+fresh nor observed, and the group is then neither fresh nor stale (``is_fresh`` is None, as
+before the first reading).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ def stale_from(group: Group, reading: Reading) -> float:
     for severity in _SEVERITIES[group.fresh_below]:
         lag_threshold = getattr(group.data_lag, severity)
         if lag_threshold is not None and data is not None:
-            bounds.append(data + lag_threshold)
+            bounds.append(_crossing(group, data, lag_threshold))
         age_threshold = getattr(group.refresh_age, severity)
         if age_threshold is not None and refresh is not None:
-            bounds.append(refresh + age_threshold)
+            bounds.append(_crossing(group, refresh, age_threshold))
     if group.fresh_below is FreshBelow.WARNING:
         if reading.has_not_ready:
             return -math.inf
@@ -51,6 +52,14 @@ def stale_from(group: Group, reading: Reading) -> float:
         if group.data_periods is not None and data is not None:
             bounds.append(group.data_periods.behind_from(data))
     return min(bounds, default=math.inf)
+
+
+def _crossing(group: Group, since: float, threshold: float) -> float:
+    """When an age from ``since`` passes ``threshold``: in business seconds on the group's
+    calendar (the alerts compare the business lag and age there), else on the wall clock."""
+    if group.calendar is not None:
+        return group.calendar.add_business_seconds(since, threshold)
+    return since + threshold
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ import yaml
 
 from exporter.config.durations import parse_duration
 from exporter.config.load import load_config
+from exporter.config.model import Group
 from exporter.listen import DEFAULT_PORT
 from exporter.simulator import DEMO_SCENARIO_PATH, HEALTH_PATH, load_scenario
 from tests.helpers.programs import require_tool
@@ -279,18 +280,34 @@ def test_exporter_config_is_the_demo_config(layout: dict[str, Path]) -> None:
         "ALOUDATA_CAN_DEMO_MAINTENANCE_START": "2026-12-05T22:00:00Z",
         "ALOUDATA_CAN_DEMO_MAINTENANCE_END": "2026-12-06T01:00:00Z",
     }
+    weekend = {
+        "ALOUDATA_CAN_DEMO_WEEKEND_1": "2024-09-07",
+        "ALOUDATA_CAN_DEMO_WEEKEND_2": "2024-09-08",
+    }
     demo = load_config(
         DEMO_CONFIG,
-        environ={"ALOUDATA_CAN_DEMO_URL": SIMULATOR_URL, "ALOUDATA_CAN_DEMO_APIKEY": key, **window},
+        environ={
+            "ALOUDATA_CAN_DEMO_URL": SIMULATOR_URL,
+            "ALOUDATA_CAN_DEMO_APIKEY": key,
+            **window,
+            **weekend,
+        },
         now=datetime(2026, 12, 5, 23, tzinfo=UTC).timestamp(),
     )
     # The same groups, but for the demo's maintenance window, whose times are relative to the
     # start of `--demo` and which compose leaves out (see the comment in its exporter.yml).
     in_maintenance = {group.name for group in demo.groups if group.maintenance}
     assert in_maintenance == {"marketing_campaigns"}
-    assert compose_config.groups == tuple(
-        dataclasses.replace(group, maintenance=()) for group in demo.groups
-    )
+    without_window = tuple(dataclasses.replace(group, maintenance=()) for group in demo.groups)
+    assert _without_calendars(compose_config.groups) == _without_calendars(without_window)
+    # The demo's calendar is the compose one, with its simulated weekend as holidays.
+    for compose_group, demo_group in zip(compose_config.groups, demo.groups, strict=True):
+        if compose_group.calendar is None or demo_group.calendar is None:
+            assert compose_group.calendar is demo_group.calendar is None
+            continue
+        weekend_days = {date.fromisoformat(day) for day in weekend.values()}
+        holidays = demo_group.calendar.holidays - weekend_days
+        assert dataclasses.replace(demo_group.calendar, holidays=holidays) == compose_group.calendar
     (target,) = compose_config.targets.values()
     assert target.auth_value_file == config_path.parent / "can-apikey"
     assert target.auth_value.get_secret_value() == key
@@ -299,11 +316,15 @@ def test_exporter_config_is_the_demo_config(layout: dict[str, Path]) -> None:
     assert target.auth_type.value == scenario.auth.type.value
 
 
+def _without_calendars(groups: tuple[Group, ...]) -> list[Group]:
+    return [dataclasses.replace(group, calendar=None) for group in groups]
+
+
 def test_exporter_check_config(layout: dict[str, Path]) -> None:
     config_path = _in(layout["exporter"], _image_config_path())
     result = run_exporter("--config.file", str(config_path), "--check-config")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "config ok: 1 targets, 8 groups"
+    assert result.stdout.strip() == "config ok: 1 targets, 9 groups"
 
 
 def test_prometheus_scrapes_the_exporter_and_alerts_alertmanager(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from exporter.can.models import Reading
+from exporter.config.calendars import BusinessCalendar
 from exporter.config.load import parse_config
 from exporter.config.model import (
     DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
@@ -35,6 +36,7 @@ def make_group(
     refreshes_without_new_data: ThresholdValues = DEFAULT_REFRESHES_WITHOUT_NEW_DATA,
     fresh_below: FreshBelow = FreshBelow.CRITICAL,
     slo_objective: float | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> Group:
     return Group(
         target=target,
@@ -52,6 +54,7 @@ def make_group(
         refreshes_without_new_data=refreshes_without_new_data,
         fresh_below=fresh_below,
         slo_objective=slo_objective,
+        calendar=calendar,
     )
 
 

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.can.models import CanError, FailureReason, PollResult
 from exporter.clock import FixedClock
+from exporter.config.calendars import CalendarSpec, make_calendar
 from exporter.config.maintenance import MaintenanceWindow
 from exporter.config.schedule import DataPeriods, Granularity, make_schedule
 from exporter.metrics.collector import CanCollector
@@ -26,6 +27,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 NIGHTLY = make_schedule("30 2 * * *", SHANGHAI, 3600.0)
 # T-1: at NOW (12:00 on 2024-09-02 in Shanghai) the data of 2024-09-01 is expected.
 T_MINUS_1 = DataPeriods(Granularity.DAY, 86400.0, SHANGHAI)
+# Mainland China's working days; at NOW (Monday noon in Shanghai) 12 business hours have passed
+# since the finance group's data time (Sunday 08:00).
+CN_CALENDAR = make_calendar(CalendarSpec("cn", country="CN"), SHANGHAI, (2020, 2030))
 FINANCE_LABELS = (
     ("dashboard_url", "https://grafana.example.com/d/fin?var-group=finance&orgId=1"),
     ("owner", 'Finance "ledger" team'),
@@ -57,7 +61,7 @@ def golden_store() -> SnapshotStore:
         sales = next_snapshot(sales, PollResult(reading, None, 0.04), at)
     store.put(sales)
     failing = next_snapshot(
-        GroupSnapshot(make_group("finance", labels=FINANCE_LABELS)),
+        GroupSnapshot(make_group("finance", labels=FINANCE_LABELS, calendar=CN_CALENDAR)),
         _ok(0.3),
         NOW - timedelta(hours=1),
     )

@@ -169,3 +169,24 @@ def test_demo_has_one_group_in_maintenance(demo: Exporter) -> None:
     (row,) = [row for row in page.split("<tr>") if "<td>marketing_campaigns</td>" in row]
     assert '<td class="maint">maintenance until ' in row
     assert " UTC, CAN upgrade (demo); " in row
+
+
+def test_demo_calendar_group_over_its_simulated_weekend(demo: Exporter) -> None:
+    """Two-day-old data: over the wall-clock thresholds, under them in business time, as
+    yesterday and today are holidays of its calendar."""
+    group = "weekday_report"
+    lag, lag_limit = "aloudata_can_data_lag_seconds", "aloudata_can_data_lag_threshold_seconds"
+    age, age_limit = (
+        "aloudata_can_refresh_age_seconds",
+        "aloudata_can_refresh_age_threshold_seconds",
+    )
+    assert _over(demo, group, lag, lag_limit, "warning")
+    assert _over(demo, group, age, age_limit, "warning")
+    business_lag = "aloudata_can_data_lag_business_seconds"
+    business_age = "aloudata_can_refresh_age_business_seconds"
+    assert not _over(demo, group, business_lag, lag_limit, "warning")
+    assert not _over(demo, group, business_age, age_limit, "warning")
+    assert demo.value("aloudata_can_business_day", target="demo", group=group) == 0
+    # Groups without a calendar have none of the business series.
+    assert demo.value(business_lag, target="demo", group="finance_report") is None
+    assert demo.value("aloudata_can_business_day", target="demo", group="finance_report") is None

@@ -54,6 +54,9 @@ targets:
     tenant_id: "10001"
     auth: {{type: APIKEY, value: integration-apikey-4f1d}}
     timezone: Asia/Shanghai
+# Monday to Friday: the drill group's business lag and age fill the Group dashboard's row.
+calendars:
+  weekdays: {{}}
 groups:
   # Hourly runs from :00 that end at :05, due at :15; today's data: on schedule, and inside
   # its SLO.
@@ -81,6 +84,7 @@ groups:
     target: sim
     plan_ids: [aaaa0000000000000000000000000001, aaaa0000000000000000000000000002]
     per_plan: true
+    calendar: weekdays
   - name: drill_auto
     target: sim
     plan_ids: [aaaa0000000000000000000000000001, ffff0000000000000000000000000000]

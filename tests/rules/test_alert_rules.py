@@ -183,6 +183,16 @@ def test_promtool_test_rules(tests: Path) -> None:
             GROUP_MAINTENANCE_UNLESS,
             "a window of one group does not silence its failing polls",
         ),
+        # A calendar group's business lag comes first: the wall-clock one only where it is absent.
+        (
+            'aloudata_can_data_lag_business_seconds{job="aloudata-can-exporter"}\n'
+            "                or\n"
+            '              aloudata_can_data_lag_seconds{job="aloudata-can-exporter"}',
+            'aloudata_can_data_lag_seconds{job="aloudata-can-exporter"}\n'
+            "                or\n"
+            '              aloudata_can_data_lag_business_seconds{job="aloudata-can-exporter"}',
+            "over a weekend a calendar group does not alert and a wall-clock group does",
+        ),
     ],
     ids=[
         "threshold-edge",
@@ -198,6 +208,7 @@ def test_promtool_test_rules(tests: Path) -> None:
         "28d-mean",
         "maintenance-ignored",
         "target-silenced-by-a-group-window",
+        "business-lag-first",
     ],
 )
 def test_promtool_test_rules_can_fail(

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exporter.can.models import CanError, FailureReason, PollResult, Reading
+from exporter.config.calendars import CalendarSpec, make_calendar
 from exporter.config.model import FreshBelow, Group, ThresholdValues
 from exporter.config.schedule import DataPeriods, Granularity, make_schedule
 from exporter.state.freshness import FreshnessLedger, stale_from
@@ -166,18 +167,71 @@ def test_the_instant_agrees_with_the_alert_conditions_at_every_minute(
             assert (now <= boundary) == _fresh_by_the_alerts(group, _times(reading), now)
 
 
+@pytest.mark.parametrize("fresh_below", list(FreshBelow))
+@pytest.mark.parametrize(
+    "start",
+    [
+        # Friday 2024-08-30 12:00 in Shanghai: the weekend follows.
+        datetime(2024, 8, 30, 4, tzinfo=UTC),
+        # Friday 2024-09-27: Sunday the 29th is worked, then National Day (October 1 to 7).
+        datetime(2024, 9, 27, 4, tzinfo=UTC),
+    ],
+    ids=["weekend", "national-day"],
+)
+@pytest.mark.parametrize(
+    ("lag", "age"),
+    [
+        (ThresholdValues(10 * HOUR, 26 * HOUR), ThresholdValues(6 * HOUR, 25 * HOUR)),
+        # No warning thresholds: below warning, the deadlines and periods decide.
+        (ThresholdValues(None, 200 * HOUR), ThresholdValues(None, 200 * HOUR)),
+    ],
+    ids=["thresholds", "schedule"],
+)
+def test_on_a_calendar_the_instant_agrees_with_the_business_alerts_at_every_minute(
+    fresh_below: FreshBelow, start: datetime, lag: ThresholdValues, age: ThresholdValues
+) -> None:
+    calendar = make_calendar(CalendarSpec("cn", country="CN"), SHANGHAI, (2020, 2030))
+    group = make_group(
+        data_lag=lag,
+        refresh_age=age,
+        fresh_below=fresh_below,
+        calendar=calendar,
+        # No deadline on a day off, and T-1 in business days.
+        schedule=make_schedule("30 2 * * *", SHANGHAI, HOUR, calendar),
+        data_periods=DataPeriods(Granularity.DAY, 86400.0 + 3 * HOUR, SHANGHAI, calendar),
+    )
+    for data_hours, refresh_hours in ((2, 1), (20, 3), (30, 20), (50, 26), (0, 0)):
+        reading = make_reading(
+            start - timedelta(hours=data_hours), start - timedelta(hours=refresh_hours)
+        )
+        boundary = stale_from(group, reading)
+        for minute in range(0, 12 * 24 * 60, 13):
+            now = (start + timedelta(minutes=minute)).timestamp()
+            assert (now <= boundary) == _fresh_by_the_alerts(group, _times(reading), now)
+        if fresh_below is FreshBelow.CRITICAL:
+            # The business lag and age stand still on a day off: no crossing falls in one.
+            assert calendar.today_is_business_day(boundary)
+
+
 def _fresh_by_the_alerts(group: Group, times: tuple[float, float], now: float) -> bool:
+    """The alerts' conditions: the business lag and age where the group has a calendar."""
     data, refresh = times
+    calendar = group.calendar
+    lag = calendar.business_seconds(data, now) if calendar else now - data
+    age = calendar.business_seconds(refresh, now) if calendar else now - refresh
     severities = ["critical"]
     if group.fresh_below is FreshBelow.WARNING:
         severities.append("warning")
     for severity in severities:
-        if now - data > getattr(group.data_lag, severity):
+        lag_limit, age_limit = (
+            getattr(group.data_lag, severity),
+            getattr(group.refresh_age, severity),
+        )
+        if lag_limit is not None and lag > lag_limit:
             return False
-        if now - refresh > getattr(group.refresh_age, severity):
+        if age_limit is not None and age > age_limit:
             return False
-    if group.fresh_below is FreshBelow.WARNING:
-        assert group.schedule is not None
+    if group.fresh_below is FreshBelow.WARNING and group.schedule is not None:
         assert group.data_periods is not None
         deadline = group.schedule.deadline(now)
         if deadline is not None and deadline.overdue(refresh, now) > 0:
