@@ -1,28 +1,34 @@
 """Expected schedules: when a group's refresh is due, and how many data periods it is behind.
 
-A group's ``schedule.refresh_cron`` fires in the schedule's zone (APScheduler's ``CronTrigger``
-computes the fires); a refresh is due ``grace`` after each fire. ``Schedule.deadline(now)``
-gives the last deadline that has passed and the fire it belongs to. ``DataPeriods`` counts the
-whole days or hours between a group's data time and the data time expected at ``now``. Both are
-pure: they take the time they work at and do no I/O.
+A group's ``schedule.refresh_cron`` fires in the schedule's zone (cronsim computes the fires, with
+crontab's meaning, on its wall clock); a refresh is due ``grace`` after each fire.
+``Schedule.deadline(now)`` gives the last deadline that has passed and the fire it belongs to.
+``DataPeriods`` counts the whole days or hours between a group's data time and the data time
+expected at ``now``. Both are pure: they take the time they work at and do no I/O.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
+from cronsim import CronSim, CronSimError
 
-# How far back a fire is looked for: a crontab expression without a year fires at least once
-# in 28 years (the 29th of February on a given weekday), so this finds every real schedule.
-_SEARCH_LIMIT = 64 * 366 * 86400
-# Where the check that an expression fires at all starts from.
-_CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+# Where the check that an expression fires at all starts from (cronsim looks 50 years on).
+_CHECK_FROM = datetime(2000, 1, 1)  # noqa: DTZ001 - a wall-clock time
+_SECOND = timedelta(seconds=1)
+_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_NAMES = {
+    3: ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    4: ("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
+}
+# A term of a field: *, a value or a range of values (numbers or names), and a step.
+_TERM = re.compile(r"(?:\*|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?")
 
 
 class Granularity(StrEnum):
@@ -73,7 +79,7 @@ class Schedule:
     refresh_cron: str
     zone: tzinfo
     grace: float
-    trigger: Any = field(compare=False, repr=False)
+    trigger: str = field(compare=False, repr=False)  # the expression as cronsim reads it
     _cache: _Cache = field(default_factory=_Cache, compare=False, repr=False)
 
     def deadline(self, now: float) -> Deadline | None:
@@ -128,102 +134,135 @@ def make_schedule(refresh_cron: str, zone: tzinfo, grace: float) -> Schedule:
     return Schedule(refresh_cron, zone, grace, cron_trigger(refresh_cron, zone))
 
 
-def cron_trigger(expression: str, zone: tzinfo) -> Any:
-    """APScheduler's trigger for a crontab expression; ValueError with the reason otherwise."""
+def cron_trigger(expression: str, zone: tzinfo) -> str:
+    """The expression as cronsim reads it; ValueError with the reason when it is no crontab
+    expression or never fires. ``zone`` is unused: fires are computed on the wall clock."""
+    del zone
     if not expression.isascii():
-        # APScheduler reads any Unicode digit as a number ("٣" as 3): only cron's own are taken.
+        # Only cron's own digits and names: not other scripts' digits ("٣"), nor no-break spaces.
         raise ValueError(
             f"invalid cron expression {expression!r}: only ASCII characters (digits, names, "
             "* , - /) are allowed"
         )
-    fields = expression.split()
-    if len(fields) == 5 and any(character.isdigit() for character in fields[4]):
-        # APScheduler 3 counts weekday 0 as Monday where cron counts it as Sunday.
+    fields = expression.lower().split()
+    if len(fields) != len(_FIELDS):
         raise ValueError(
-            f"invalid cron expression {expression!r}: write the day of week as names "
-            "(mon-fri, sun), not numbers: APScheduler counts 0 as Monday, cron as Sunday"
-        )
-    if len(fields) == 5 and "*" not in (fields[2], fields[4]):
-        # Cron fires when either matches; APScheduler only when both do.
-        raise ValueError(
-            f"invalid cron expression {expression!r}: restrict the day of month or the day of "
-            "week, not both: cron fires when either matches, APScheduler only when both do"
+            f"invalid cron expression {expression!r}: Wrong number of fields; "
+            f"got {len(fields)}, expected {len(_FIELDS)}"
         )
     try:
-        trigger = CronTrigger.from_crontab(expression, timezone=zone)
+        crontab = " ".join(_field(index, field) for index, field in enumerate(fields))
+        next(CronSim(crontab, _CHECK_FROM))
     except ValueError as exc:
         raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
-    if trigger.get_next_fire_time(None, _CHECK_FROM) is None:
-        raise ValueError(f"invalid cron expression {expression!r}: it never fires")
-    return trigger
+    except (CronSimError, StopIteration):
+        # cronsim refuses a day of month no month has ("30 2"), and stops after 50 years.
+        raise ValueError(f"invalid cron expression {expression!r}: it never fires") from None
+    return crontab
 
 
-def last_fire(trigger: Any, zone: tzinfo, moment: int) -> int | None:
+def _field(index: int, field: str) -> str:
+    """One field checked term by term and written for cronsim: ``last`` (the last day of the
+    month, which APScheduler took) as ``L``, and ``sun`` ending a range as 7 (``mon-sun``; but
+    ``sun-sun`` is Sunday)."""
+    terms = []
+    for term in field.split(","):
+        if index == 2 and term == "last":
+            terms.append("L")
+            continue
+        match = _TERM.fullmatch(term)
+        if match is None:
+            raise ValueError(f"bad {_FIELDS[index]} field {field!r}")
+        first, last, step = match.groups()
+        high = low = 0
+        if first is not None:
+            low = _value(index, first, end=False)
+            if last is not None and (high := _value(index, last, end=low > 0)) < low:
+                raise ValueError(f"the range {first}-{last} ends before it starts")
+        if step is not None and int(step) == 0:
+            raise ValueError(f"the step in {term!r} is 0")
+        terms.append(term.replace("-sun", "-7") if index == 4 and high == 7 else term)
+    return ",".join(terms)
+
+
+def _value(index: int, text: str, *, end: bool) -> int:
+    """A number or a name in field ``index``, in its range; Sunday is 7 at the end of a range."""
+    names = _NAMES.get(index, ())
+    if text in names:
+        value = names.index(text) + (1 if index == 3 else 0)
+        return 7 if end and value == 0 and index == 4 else value
+    low, high = _RANGES[index]
+    if not text.isdigit():
+        raise ValueError(f"{text!r} is not a {_FIELDS[index]}")
+    if not low <= int(text) <= high:
+        raise ValueError(f"the {_FIELDS[index]} {text} is outside {low}-{high}")
+    return int(text)
+
+
+def last_fire(trigger: str, zone: tzinfo, moment: int) -> int | None:
     """The last fire at or before ``moment`` (Unix seconds).
 
-    A wall time the fall-back hour repeats fires once, at its first occurrence, as cron runs a
-    02:30 job once on that night (APScheduler would fire it twice).
+    Fires are wall times in ``zone``, each at its first occurrence: a wall time the fall-back
+    hour repeats fires once, as cron runs a 02:30 job once on that night, and one the
+    spring-forward skips fires as much later as the clocks jump (02:30 at 03:30 summer time).
     """
-    fire = _last_fire(trigger, moment)
-    while fire is not None and _repeated(fire, zone):
-        fire = _last_fire(trigger, fire - 1)
-    return fire
+    # After a fall-back, wall times ahead of the moment's (its repeated hour) fired before it.
+    latest = _wall(moment, zone) + timedelta(seconds=max(0, -_jump(moment, zone)))
+    best: int | None = None
+    for wall in CronSim(trigger, latest + _SECOND, reverse=True):
+        fire = _instant(wall, zone)
+        if fire <= moment and (best is None or fire > best):
+            best = fire
+        # Only a skipped wall time fires later than a later wall time, by the jump at most.
+        if best is not None and wall <= _wall(best, zone) - _near_jump(best, zone):
+            break
+    return best
 
 
-def next_fire(trigger: Any, zone: tzinfo, fire: int) -> int | None:
-    """The fire after ``fire``, a repeated wall time skipped as in ``last_fire``."""
+def next_fire(trigger: str, zone: tzinfo, fire: int) -> int | None:
+    """The fire after ``fire``."""
     return first_fire(trigger, zone, fire + 1)
 
 
-def first_fire(trigger: Any, zone: tzinfo, moment: int) -> int | None:
-    """The first fire at or after ``moment``, a repeated wall time skipped."""
-    fire = _first_fire(trigger, moment)
-    while fire is not None and _repeated(fire, zone):
-        fire = _first_fire(trigger, fire + 1)
-    return fire
-
-
-def _first_fire(trigger: Any, moment: int) -> int | None:
-    fire = trigger.get_next_fire_time(None, datetime.fromtimestamp(moment, UTC))
-    return None if fire is None else int(fire.timestamp())
-
-
-def _last_fire(trigger: Any, moment: int) -> int | None:
-    """CronTrigger only looks forward: step back until a fire at or before ``moment`` shows,
-    then bisect for the last one. "First fire at or after s" never decreases as s grows (in
-    a spring-forward gap too, where a skipped 02:30 fires an hour later on the wall clock)."""
-    upcoming = _first_fire(trigger, moment)
-    if upcoming == moment:
-        return moment
-    step = 60
-    if upcoming is not None:
-        # Start from the spacing of the next two fires: the last one is likely as far back.
-        following = _first_fire(trigger, upcoming + 1)
-        if following is not None:
-            step = max(step, following - upcoming)
-    while True:
-        low = moment - step
-        found = _first_fire(trigger, low)
-        if found is not None and found <= moment:
+def first_fire(trigger: str, zone: tzinfo, moment: int) -> int | None:
+    """The first fire at or after ``moment``, fires read as in ``last_fire``."""
+    # Just after a spring-forward, the wall times it skipped fire after the moment.
+    earliest = _wall(moment, zone) - timedelta(seconds=max(0, _jump(moment, zone)))
+    best: int | None = None
+    for wall in CronSim(trigger, earliest - _SECOND):
+        fire = _instant(wall, zone)
+        if fire >= moment and (best is None or fire < best):
+            best = fire
+        # A wall time fires at itself or later: none after this one fires before ``best``.
+        if best is not None and wall >= _wall(best, zone):
             break
-        if step > _SEARCH_LIMIT:
-            return None
-        step *= 2
-    high = moment  # the first fire from here is after moment
-    while high - low > 1:
-        middle = (low + high) // 2
-        fire = _first_fire(trigger, middle)
-        if fire is not None and fire <= moment:
-            low, found = middle, fire
-        else:
-            high = middle
-    return found
+    return best
 
 
-def _repeated(fire: int, zone: tzinfo) -> bool:
-    """Whether ``fire`` is the second occurrence of a wall time, in a fall-back's repeated hour."""
-    local = datetime.fromtimestamp(fire, zone)
-    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+def _wall(moment: int, zone: tzinfo) -> datetime:
+    return datetime.fromtimestamp(moment, zone).replace(tzinfo=None)
+
+
+def _instant(wall: datetime, zone: tzinfo) -> int:
+    """A wall time's first occurrence; a skipped one read with the offset before the jump."""
+    return int(wall.replace(tzinfo=zone).timestamp())
+
+
+def _jump(moment: int, zone: tzinfo) -> float:
+    """Seconds the zone's clocks moved in the day up to ``moment``: + forward, - back."""
+    return _offset(moment, zone) - _offset(moment - 86400, zone)
+
+
+def _near_jump(moment: int, zone: tzinfo) -> timedelta:
+    """The size of a spring-forward within a day of ``moment``, else 0."""
+    return timedelta(
+        seconds=max(0.0, _offset(moment + 86400, zone) - _offset(moment - 86400, zone))
+    )
+
+
+def _offset(moment: int, zone: tzinfo) -> float:
+    offset = datetime.fromtimestamp(moment, zone).utcoffset()
+    return 0.0 if offset is None else offset.total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
