@@ -1,10 +1,10 @@
 """Expected schedules: when a group's refresh is due, and how many data periods it is behind.
 
-A group's ``schedule.refresh_cron`` fires in the schedule's zone (APScheduler's ``CronTrigger``
-computes the fires); a refresh is due ``grace`` after each fire. ``Schedule.deadline(now)``
-gives the last deadline that has passed and the fire it belongs to. ``DataPeriods`` counts the
-whole days or hours between a group's data time and the data time expected at ``now``. Both are
-pure: they take the time they work at and do no I/O.
+A group's ``schedule.refresh_cron`` fires in the schedule's zone (cronsim computes the fires, with
+crontab's meaning, on its wall clock); a refresh is due ``grace`` after each fire.
+``Schedule.deadline(now)`` gives the last deadline that has passed and the fire it belongs to.
+``DataPeriods`` counts the whole days or hours between a group's data time and the data time
+expected at ``now``. Both are pure: they take the time they work at and do no I/O.
 """
 
 from __future__ import annotations
@@ -12,19 +12,12 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any
-
-from apscheduler.triggers.cron import CronTrigger
 
 from exporter.config.calendars import BusinessCalendar
+from exporter.config.cron import cron_trigger, first_fire, last_fire
 
-# How far back a fire is looked for: a crontab expression without a year fires at least once
-# in 28 years (the 29th of February on a given weekday), so this finds every real schedule.
-_SEARCH_LIMIT = 64 * 366 * 86400
-# Where the check that an expression fires at all starts from.
-_CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 # How many days off in a row a fire is looked past on a calendar (a cron that fires only on
 # days off has no deadline).
 _DAYS_OFF_LIMIT = 400
@@ -78,7 +71,7 @@ class Schedule:
     refresh_cron: str
     zone: tzinfo
     grace: float
-    trigger: Any = field(compare=False, repr=False)
+    trigger: str = field(compare=False, repr=False)  # the expression as cronsim reads it
     _cache: _Cache = field(default_factory=_Cache, compare=False, repr=False)
     # A fire on a day that is not a business day of the calendar sets no deadline.
     calendar: BusinessCalendar | None = None
@@ -156,104 +149,6 @@ def make_schedule(
     """A schedule, shared by every group (and every reload) with the same settings, so its
     deadline is computed once for all of them. Raises ValueError for a bad expression."""
     return Schedule(refresh_cron, zone, grace, cron_trigger(refresh_cron, zone), calendar=calendar)
-
-
-def cron_trigger(expression: str, zone: tzinfo) -> Any:
-    """APScheduler's trigger for a crontab expression; ValueError with the reason otherwise."""
-    if not expression.isascii():
-        # APScheduler reads any Unicode digit as a number ("٣" as 3): only cron's own are taken.
-        raise ValueError(
-            f"invalid cron expression {expression!r}: only ASCII characters (digits, names, "
-            "* , - /) are allowed"
-        )
-    fields = expression.split()
-    if len(fields) == 5 and any(character.isdigit() for character in fields[4]):
-        # APScheduler 3 counts weekday 0 as Monday where cron counts it as Sunday.
-        raise ValueError(
-            f"invalid cron expression {expression!r}: write the day of week as names "
-            "(mon-fri, sun), not numbers: APScheduler counts 0 as Monday, cron as Sunday"
-        )
-    if len(fields) == 5 and "*" not in (fields[2], fields[4]):
-        # Cron fires when either matches; APScheduler only when both do.
-        raise ValueError(
-            f"invalid cron expression {expression!r}: restrict the day of month or the day of "
-            "week, not both: cron fires when either matches, APScheduler only when both do"
-        )
-    try:
-        trigger = CronTrigger.from_crontab(expression, timezone=zone)
-    except ValueError as exc:
-        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
-    if trigger.get_next_fire_time(None, _CHECK_FROM) is None:
-        raise ValueError(f"invalid cron expression {expression!r}: it never fires")
-    return trigger
-
-
-def last_fire(trigger: Any, zone: tzinfo, moment: int) -> int | None:
-    """The last fire at or before ``moment`` (Unix seconds).
-
-    A wall time the fall-back hour repeats fires once, at its first occurrence, as cron runs a
-    02:30 job once on that night (APScheduler would fire it twice).
-    """
-    fire = _last_fire(trigger, moment)
-    while fire is not None and _repeated(fire, zone):
-        fire = _last_fire(trigger, fire - 1)
-    return fire
-
-
-def next_fire(trigger: Any, zone: tzinfo, fire: int) -> int | None:
-    """The fire after ``fire``, a repeated wall time skipped as in ``last_fire``."""
-    return first_fire(trigger, zone, fire + 1)
-
-
-def first_fire(trigger: Any, zone: tzinfo, moment: int) -> int | None:
-    """The first fire at or after ``moment``, a repeated wall time skipped."""
-    fire = _first_fire(trigger, moment)
-    while fire is not None and _repeated(fire, zone):
-        fire = _first_fire(trigger, fire + 1)
-    return fire
-
-
-def _first_fire(trigger: Any, moment: int) -> int | None:
-    fire = trigger.get_next_fire_time(None, datetime.fromtimestamp(moment, UTC))
-    return None if fire is None else int(fire.timestamp())
-
-
-def _last_fire(trigger: Any, moment: int) -> int | None:
-    """CronTrigger only looks forward: step back until a fire at or before ``moment`` shows,
-    then bisect for the last one. "First fire at or after s" never decreases as s grows (in
-    a spring-forward gap too, where a skipped 02:30 fires an hour later on the wall clock)."""
-    upcoming = _first_fire(trigger, moment)
-    if upcoming == moment:
-        return moment
-    step = 60
-    if upcoming is not None:
-        # Start from the spacing of the next two fires: the last one is likely as far back.
-        following = _first_fire(trigger, upcoming + 1)
-        if following is not None:
-            step = max(step, following - upcoming)
-    while True:
-        low = moment - step
-        found = _first_fire(trigger, low)
-        if found is not None and found <= moment:
-            break
-        if step > _SEARCH_LIMIT:
-            return None
-        step *= 2
-    high = moment  # the first fire from here is after moment
-    while high - low > 1:
-        middle = (low + high) // 2
-        fire = _first_fire(trigger, middle)
-        if fire is not None and fire <= moment:
-            low, found = middle, fire
-        else:
-            high = middle
-    return found
-
-
-def _repeated(fire: int, zone: tzinfo) -> bool:
-    """Whether ``fire`` is the second occurrence of a wall time, in a fall-back's repeated hour."""
-    local = datetime.fromtimestamp(fire, zone)
-    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
 @dataclass(frozen=True, slots=True)

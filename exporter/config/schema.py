@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from exporter.config.calendars import WEEKDAYS, check_country
+from exporter.config.cron import cron_trigger
 from exporter.config.durations import parse_duration
 from exporter.config.labels import RawLabels
 from exporter.config.maintenance import MaintenanceList
@@ -37,7 +38,7 @@ from exporter.config.model import (
     AuthType,
     FreshBelow,
 )
-from exporter.config.schedule import Granularity, cron_trigger
+from exporter.config.schedule import Granularity
 from exporter.config.zones import load_zone
 from exporter.redact import short_secret_problem
 from exporter.textsafe import header_value_problem

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 
+from exporter.config.cron import cron_trigger, first_fire, last_fire, next_fire
 from exporter.config.schedule import (
     DataPeriods,
     Deadline,
     Granularity,
     Schedule,
-    cron_trigger,
     make_schedule,
 )
 
@@ -168,11 +170,16 @@ def test_schedules_with_the_same_settings_share_one_cache() -> None:
     ("expression", "reason"),
     [
         ("30 2 * *", "Wrong number of fields; got 4, expected 5"),
-        ("61 2 * * *", "the last value (61) is higher than the maximum value (59)"),
-        ("0 2 * * 1-5", "write the day of week as names (mon-fri, sun), not numbers"),
-        ("0 2 * * */2", "not numbers: APScheduler counts 0 as Monday, cron as Sunday"),
+        ("61 2 * * *", "the minute 61 is outside 0-59"),
+        ("0 2 * * 8", "the day of week 8 is outside 0-7"),
+        ("0 2 * * fri-mon", "the range fri-mon ends before it starts"),
+        ("*/0 * * * *", "the step in '*/0' is 0"),
+        ("0 2 * foo *", "'foo' is not a month"),
         ("0 0 30 2 *", "it never fires"),
-        ("0 9 1 * mon", "restrict the day of month or the day of week, not both"),
+        ("0 0 31 4,6 *", "it never fires"),
+        # cronsim's extensions are not taken: APScheduler read "mon#2" as every Monday.
+        ("0 2 * * mon#2", "bad day of week field 'mon#2'"),
+        ("0 2 L * *", "'l' is not a day of month"),
         ("@daily", "Wrong number of fields; got 1, expected 5"),
         ("\u0663 2 * * *", "only ASCII characters"),  # an Arabic-Indic 3
         ("0\u00a02 * * *", "only ASCII characters"),  # a no-break space between fields
@@ -183,6 +190,159 @@ def test_bad_expressions_are_refused_with_the_reason(expression: str, reason: st
         cron_trigger(expression, UTC)
     assert reason in str(caught.value)
     assert repr(expression) in str(caught.value)
+
+
+def fires(cron: str, zone: ZoneInfo, start: float, count: int) -> list[str]:
+    """The first ``count`` fires at or after ``start``, as wall times in ``zone``."""
+    trigger, moment, found = cron_trigger(cron, zone), int(start), []
+    for _ in range(count):
+        fire = first_fire(trigger, zone, moment)
+        assert fire is not None
+        found.append(datetime.fromtimestamp(fire, zone).strftime("%a %Y-%m-%d %H:%M"))
+        moment = fire + 1
+    return found
+
+
+@pytest.mark.parametrize("cron", ["0 0 * * 0", "0 0 * * 7", "0 0 * * sun", "0 0 * * 7-7"])
+def test_sunday_is_day_0_and_day_7_as_in_crontab(cron: str) -> None:
+    # 2025-03-02 is a Sunday.
+    assert fires(cron, UTC, utc(2025, 3, 1), 2) == ["Sun 2025-03-02 00:00", "Sun 2025-03-09 00:00"]
+
+
+def test_numbered_days_of_week_count_from_sunday() -> None:
+    assert fires("0 6 * * 1-5", BERLIN, utc(2025, 3, 7), 3) == [
+        "Fri 2025-03-07 06:00",
+        "Mon 2025-03-10 06:00",
+        "Tue 2025-03-11 06:00",
+    ]
+    assert fires("0 6 * * */3", BERLIN, utc(2025, 3, 3), 3) == [
+        "Wed 2025-03-05 06:00",
+        "Sat 2025-03-08 06:00",
+        "Sun 2025-03-09 06:00",
+    ]
+
+
+def test_a_day_of_month_and_a_day_of_week_fire_when_either_matches() -> None:
+    # Cron's rule: the 1st of the month and every Monday (2025-09-01 is a Monday).
+    assert fires("0 0 1 * mon", UTC, utc(2025, 9, 20), 4) == [
+        "Mon 2025-09-22 00:00",
+        "Mon 2025-09-29 00:00",
+        "Wed 2025-10-01 00:00",
+        "Mon 2025-10-06 00:00",
+    ]
+    # A day field starting with * is unrestricted, so */2 and mon must both match (Vixie cron).
+    assert fires("0 0 */2 * mon", UTC, utc(2025, 9, 2), 2) == [
+        "Mon 2025-09-15 00:00",
+        "Mon 2025-09-29 00:00",
+    ]
+
+
+def test_a_step_over_a_range_of_names_is_taken() -> None:
+    # APScheduler dropped the step after a range of names and fired Monday to Friday.
+    assert fires("0 6 * * mon-fri/2", UTC, utc(2025, 9, 1), 4) == [
+        "Mon 2025-09-01 06:00",
+        "Wed 2025-09-03 06:00",
+        "Fri 2025-09-05 06:00",
+        "Mon 2025-09-08 06:00",
+    ]
+
+
+# Expressions accepted before cronsim, whose fires APScheduler's CronTrigger computed.
+ACCEPTED_BEFORE = [
+    "30 2 * * *",
+    "0 * * * *",
+    "15 */4 * * *",
+    "*/20 1-3 * * mon-fri",
+    "*/5 0-4 * * sun",
+    "5/15 9-17 * * *",
+    "0 0-23/6 * * *",
+    "30 1,2 * * *",
+    "0 1-3 * * sun",
+    "0 6 * * mon",
+    "0 7 * * mon-sun",
+    "0 7 * * sun-sun",
+    "45 23 * * sat,sun",
+    "0 12 * * TUE-thu",
+    "0 0 1 * *",
+    "0 0 1,15 * *",
+    "0 0 10-20/5 * *",
+    "0 3 last * *",
+    "0 4 1,last * *",
+    "30 1 * jan-mar,oct-dec *",
+    "0 8 * JAN-jun *",
+    "0 9 * 3,11 sun",
+]
+
+
+def apscheduler_fires(cron: str, zone: ZoneInfo, start: int, end: int) -> list[int]:
+    """The fires APScheduler's CronTrigger gave the exporter before, a repeated wall time once.
+
+    Each day's fires are asked from the start of that day, and on a day with a DST change from
+    the start of each hour: a search across a DST change can skip fires (from 15 March,
+    "0 0 1 * *" in Berlin came to 1 May), which the exporter used to inherit.
+    """
+    trigger = CronTrigger.from_crontab(cron, timezone=zone)
+    found = set()
+    for day in range(start, end, int(DAY)):
+        step = 3600 if utc_offset(day, zone) != utc_offset(day + int(DAY), zone) else int(DAY)
+        for since in range(day, day + int(DAY), step):
+            moment = datetime.fromtimestamp(since, UTC)
+            while True:
+                fire = trigger.get_next_fire_time(None, moment).astimezone(UTC)
+                local = fire.astimezone(zone)
+                if local.fold == 0 or local.replace(fold=0).utcoffset() == local.utcoffset():
+                    found.add(int(fire.timestamp()))
+                if fire.timestamp() >= since + step:
+                    break
+                moment = fire + timedelta(seconds=1)  # in UTC: on the wall clock it may repeat
+    return sorted(found)
+
+
+def utc_offset(moment: float, zone: ZoneInfo) -> timedelta | None:
+    return datetime.fromtimestamp(moment, zone).utcoffset()
+
+
+@pytest.mark.parametrize("zone", [BERLIN, NEW_YORK, SHANGHAI], ids=str)
+@pytest.mark.parametrize("cron", ACCEPTED_BEFORE)
+def test_expressions_accepted_before_keep_their_fires(cron: str, zone: ZoneInfo) -> None:
+    # A year with both DST changes in Berlin and New York, and a margin either side.
+    start, end = int(utc(2025, 1, 1)), int(utc(2026, 1, 1))
+    expected = apscheduler_fires(cron, zone, start - 200 * int(DAY), end + 125 * int(DAY))
+    inside = [fire for fire in expected if start <= fire < end]
+    trigger = cron_trigger(cron, zone)
+    found, fire = [], first_fire(trigger, zone, start)
+    while fire is not None and fire < end:
+        found.append(fire)
+        fire = next_fire(trigger, zone, fire)
+    assert set(inside) <= set(found)
+    # APScheduler dropped a wall time the spring-forward skips when it searched from an earlier
+    # fire that night ("30 1,2 * * *": 01:30, then the next night); it fires an hour later on
+    # the wall clock (03:30), as a lone "30 2 * * *" did.
+    extra = set(found) - set(inside)
+    assert all(utc_offset(fire - 3600, zone) != utc_offset(fire, zone) for fire in extra), extra
+    assert len(extra) == (1 if cron == "30 1,2 * * *" and zone is not SHANGHAI else 0)
+    expected = sorted({*expected, *extra})
+    # Back from every fire near a DST change and a sample of the others, from just before them
+    # too, and both ways from random moments.
+    sample = max(1, len(found) // 500)
+    for index, fire in enumerate(found):
+        if index % sample and utc_offset(fire - DAY, zone) == utc_offset(fire + DAY, zone):
+            continue
+        assert last_fire(trigger, zone, fire) == fire
+        assert last_fire(trigger, zone, fire - 1) == expected[expected.index(fire) - 1], fire
+    rng = random.Random(cron + str(zone))
+    for moment in (rng.randrange(start, end) for _ in range(200)):
+        after = bisect.bisect_left(expected, moment)
+        assert first_fire(trigger, zone, moment) == expected[after], moment
+        before = bisect.bisect_right(expected, moment) - 1
+        assert last_fire(trigger, zone, moment) == expected[before], moment
+
+
+def test_a_search_across_a_dst_change_finds_every_fire() -> None:
+    # APScheduler came from 15 March to 1 May in Berlin, past 1 April (after the spring-forward).
+    trigger = cron_trigger("0 0 1 * *", BERLIN)
+    assert first_fire(trigger, BERLIN, int(at(BERLIN, 2025, 3, 15))) == at(BERLIN, 2025, 4, 1)
+    assert last_fire(trigger, BERLIN, int(at(BERLIN, 2025, 4, 15))) == at(BERLIN, 2025, 4, 1)
 
 
 # --- data periods ------------------------------------------------------------------------------
