@@ -55,6 +55,7 @@ MISSING_MAPPING = {1: ("Does not exist", "red")}
 UP_MAPPING = {0: ("Down", "red"), 1: ("Up", "green")}
 RELOAD_MAPPING = {0: ("Failed", "red"), 1: ("OK", "green")}
 BUSINESS_DAY_MAPPING = {0: ("Day off", "blue"), 1: ("Business day", "green")}
+MAINTENANCE_MAPPING = {0: ("None", "green"), 1: ("In maintenance", "purple")}
 
 # Units (Grafana ids).
 SECONDS = "s"
@@ -967,6 +968,46 @@ def group() -> Json:
             "Seconds of business days since CAN's latest refresh task ended." + calendar_note,
             "aloudata_can_refresh_age_business_seconds",
             "aloudata_can_refresh_age_threshold_seconds",
+        ),
+    )
+
+    layout.row("Maintenance")
+    maintenance_note = (
+        " Windows come from the maintenance lists of the group, defaults and its target in the "
+        "exporter's config; during one the group's freshness and SLO alerts do not fire and its "
+        "time counts neither fresh nor observed."
+    )
+    layout.add(
+        4,
+        8,
+        stat(
+            "Maintenance",
+            "Whether a maintenance window covers the group now." + maintenance_note,
+            COUNT,
+            Query(selector("aloudata_can_maintenance", scope), "{{group}}"),
+            mapping=MAINTENANCE_MAPPING,
+        ),
+        stat(
+            "Maintenance ends",
+            "When the window in force ends (the latest end among the windows covering the "
+            "group now); empty outside a window." + maintenance_note,
+            TIMESTAMP,
+            Query(
+                as_millis(selector("aloudata_can_maintenance_end_timestamp_seconds", scope)),
+                "{{group}}",
+            ),
+            color_mode="none",
+        ),
+    )
+    layout.add(
+        16,
+        8,
+        timeseries(
+            "Maintenance over time",
+            "1 while a maintenance window covers the group, 0 otherwise: the stretches its "
+            "alerts were silenced." + maintenance_note,
+            COUNT,
+            Query(selector("aloudata_can_maintenance", scope), "{{group}}"),
         ),
     )
 

@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,11 @@ groups:
     data_granularity: day
     # Its SLO fills the SLO dashboard: it is never fresh, so it burns its budget.
     slo: {{objective: 0.99}}
-  - {{name: never, target: sim, plan_ids: [aaaa0000000000000000000000000003]}}
+  # In a maintenance window around the test: the Group dashboard's maintenance row has data.
+  - name: never
+    target: sim
+    plan_ids: [aaaa0000000000000000000000000003]
+    maintenance: [{{start: '{window_start}', end: '{window_end}', reason: integration test}}]
   - {{name: notready, target: sim, plan_names: [not_ready_daily]}}
   - {{name: missing, target: sim, plan_ids: [ffff0000000000000000000000000000]}}
   - {{name: hanging, target: sim, plan_ids: [aaaa0000000000000000000000000005]}}
@@ -179,8 +184,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         simulator = Simulator(SCENARIO, tmp)
         started.append(simulator)
         config = tmp / "exporter.yml"
+        now = datetime.now(UTC)
         config.write_text(
-            EXPORTER_CONFIG.format(url=simulator.url, owner=OWNER, dashboard_url=DASHBOARD_URL)
+            EXPORTER_CONFIG.format(
+                url=simulator.url,
+                owner=OWNER,
+                dashboard_url=DASHBOARD_URL,
+                window_start=(now - timedelta(hours=1)).isoformat(),
+                window_end=(now + timedelta(hours=2)).isoformat(),
+            )
         )
         exporter = Exporter(["--config.file", str(config)], tmp)
         started.append(exporter)
