@@ -104,16 +104,23 @@ def findings(snapshot: GroupSnapshot, now: datetime) -> list[Finding]:
         return []
     at = now.timestamp()
     found: list[Finding] = []
-    for name, moment, thresholds in (
+    calendar = group.calendar
+    for measure, moment, thresholds in (
         ("data lag", reading.latest_data_time, group.data_lag),
         ("refresh age", reading.latest_refresh_time, group.refresh_age),
     ):
         if moment is None:
             continue
-        if passed := _passed(at - moment.timestamp(), thresholds, strictly=True):
+        # On a calendar the rules compare business seconds: days off add nothing.
+        if calendar is not None:
+            age = calendar.business_seconds(moment.timestamp(), at)
+            name, shown = f"business {measure}", format_duration(round(max(age, 0.0)))
+        else:
+            age, shown = at - moment.timestamp(), format_age(moment, now)
+            name = measure
+        if passed := _passed(age, thresholds, strictly=True):
             severity, threshold = passed
-            text = f"{name} {format_age(moment, now)} over {format_duration(threshold)}"
-            found.append(Finding(severity, text))
+            found.append(Finding(severity, f"{name} {shown} over {format_duration(threshold)}"))
     if reading.has_not_ready:
         found.append(Finding(Severity.WARNING, "not ready"))
     for spec, value in schedule_values(group, reading, at):

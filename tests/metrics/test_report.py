@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from exporter.can.models import CanError, FailureReason, PollResult, Reading
+from exporter.config.calendars import CalendarSpec, make_calendar
 from exporter.config.model import Group, ThresholdValues
 from exporter.config.schedule import DataPeriods, Granularity, make_schedule
 from exporter.metrics.report import describe_status, findings, format_until, render_table
@@ -143,3 +144,16 @@ def test_table_lets_no_control_character_from_can_or_the_config_reach_the_termin
     assert f"sales{escaped}" in table.splitlines()[1]
     assert f"CAN says {escaped}" in table
     assert f"plan gone{escaped} does not exist" in table
+
+
+def test_findings_on_a_calendar_compare_business_seconds_as_the_alerts_do() -> None:
+    # NOW is Monday 04:00 UTC; the calendar's weekend adds nothing to the lag.
+    weekdays = make_calendar(CalendarSpec("weekdays"), UTC, (2024, 2024))
+    group = replace(make_group(), calendar=weekdays)
+    refreshed = datetime(2024, 9, 2, 3, tzinfo=UTC)
+    friday_noon = make_reading(datetime(2024, 8, 30, 12, tzinfo=UTC), refreshed)
+    # 64 h on the wall clock (over the 50 h critical), 16 h of business days (under 26 h).
+    assert _texts(_polled(make_group(), friday_noon)) == ["critical: data lag 2d16h over 2d2h"]
+    assert _texts(_polled(group, friday_noon)) == []
+    friday = make_reading(datetime(2024, 8, 30, tzinfo=UTC), refreshed)
+    assert _texts(_polled(group, friday)) == ["warning: business data lag 1d4h over 1d2h"]
