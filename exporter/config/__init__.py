@@ -4,7 +4,8 @@
 safe YAML with bounded aliases), expands ``${VAR}`` (``expand``), validates it against the
 schema (``schema``: pydantic models, unknown keys refused) and resolves it (``resolve``:
 inheritance, secret files, proxies, schedules, labels) into the frozen dataclasses of ``model``.
-Durations, schedules, proxies and sharding are the value types a resolved group carries.
+Durations, schedules (fires from ``cron``), business ``calendars``, ``maintenance`` windows,
+proxies and sharding are the value types a resolved group carries.
 
 May import: the foundation modules only. No network I/O, no logging, no metrics.
 """
