@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
+from exporter.config.zones import first_instant_at_or_after
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The package's holidays and the days' exact lengths are computed for the years from this many
 # before to this many after the year the config loads in.
@@ -275,18 +277,7 @@ def _build_table(
 
 
 def _day_start(day: date, zone: tzinfo) -> float:
-    """The first instant whose wall clock in ``zone`` reads ``day`` 00:00 or later."""
-    wall = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - a wall-clock time
-    first = wall.replace(tzinfo=zone, fold=0).timestamp()
-    other = wall.replace(tzinfo=zone, fold=1).timestamp()
-    if other >= first:
-        return first
-    # Midnight skipped by a spring-forward (Santiago, Beirut): the day starts at the jump.
-    low, high = other, first
-    while high - low > 0.001:
-        middle = (low + high) / 2
-        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
-            high = middle
-        else:
-            low = middle
-    return high
+    """The first instant whose wall clock in ``zone`` reads ``day`` 00:00 or later (a midnight
+    a spring-forward skips, as in Santiago or Beirut, starts the day at the jump)."""
+    midnight = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - a wall-clock time
+    return first_instant_at_or_after(midnight, zone)

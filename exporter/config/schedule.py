@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from exporter.config.calendars import BusinessCalendar
 from exporter.config.cron import cron_trigger, first_fire, last_fire
+from exporter.config.zones import first_instant_at_or_after
 
 # How many days off in a row a fire is looked past on a calendar (a cron that fires only on
 # days off has no deadline).
@@ -200,7 +201,7 @@ class DataPeriods:
                 wall = data + step + timedelta(seconds=self.expected_delay)
         except OverflowError:
             return math.inf
-        return _first_instant_at_or_after(wall, self.zone)
+        return first_instant_at_or_after(wall, self.zone)
 
 
 def _business_behind(
@@ -225,23 +226,6 @@ def _business_behind_from(calendar: BusinessCalendar, delay: float, data: dateti
     if days >= 1:
         day = calendar.next_business_days(day, int(days) - 1) + timedelta(days=1)
     return datetime(day.year, day.month, day.day) + timedelta(seconds=rest)  # noqa: DTZ001
-
-
-def _first_instant_at_or_after(wall: datetime, zone: tzinfo) -> float:
-    """The first Unix time whose wall clock in ``zone`` reads ``wall`` or later."""
-    first = wall.replace(tzinfo=zone, fold=0).timestamp()
-    other = wall.replace(tzinfo=zone, fold=1).timestamp()
-    if other >= first:
-        return first  # a plain wall time, or the first of a fall-back's two
-    # A wall time a spring-forward skips: the first instant after it is the jump itself.
-    low, high = other, first
-    while high - low > 0.001:
-        middle = (low + high) / 2
-        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
-            high = middle
-        else:
-            low = middle
-    return high
 
 
 @functools.lru_cache(maxsize=256)

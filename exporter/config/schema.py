@@ -237,11 +237,9 @@ class CalendarSettings(_Model):
 CalendarName = Annotated[str, Field(max_length=128)]
 
 
-class Defaults(_Model):
-    interval: Duration = 60.0
-    timeout: Duration = 10.0
-    max_backoff: Duration = DEFAULT_MAX_BACKOFF
-    drilldown_max_plans: DrilldownMaxPlans = DEFAULT_DRILLDOWN_MAX_PLANS
+class _Inherited(_Model):
+    """The keys a group inherits from ``defaults`` (each resolved key by key)."""
+
     thresholds: Thresholds = Thresholds()
     labels: RawLabels = {}
     schedule: ScheduleSettings = ScheduleSettings()
@@ -250,6 +248,13 @@ class Defaults(_Model):
     slo: SloSettings | None = None
     maintenance: MaintenanceList | None = None
     calendar: CalendarName | None = None
+
+
+class Defaults(_Inherited):
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    max_backoff: Duration = DEFAULT_MAX_BACKOFF
+    drilldown_max_plans: DrilldownMaxPlans = DEFAULT_DRILLDOWN_MAX_PLANS
 
 
 def _header_value(value: str) -> str:
@@ -334,7 +339,7 @@ class TargetSettings(_Model):
         return url.rstrip("/")
 
 
-class GroupSettings(_Model):
+class GroupSettings(_Inherited):
     name: Name
     target: Name
     plan_ids: list[Plan] | None = None
@@ -344,14 +349,6 @@ class GroupSettings(_Model):
     max_backoff: Duration | None = None
     per_plan: PerPlan = False
     drilldown_max_plans: DrilldownMaxPlans | None = None
-    thresholds: Thresholds = Thresholds()
-    labels: RawLabels = {}
-    schedule: ScheduleSettings = ScheduleSettings()
-    data_granularity: Granularity | None = None
-    expected_data_delay: NonNegativeDuration | None = None
-    slo: SloSettings | None = None
-    maintenance: MaintenanceList | None = None
-    calendar: CalendarName | None = None
 
     @model_validator(mode="after")
     def _one_plan_list(self) -> GroupSettings:

@@ -32,3 +32,20 @@ def _local_zone(tz_variable: str | None) -> tzinfo:
         return ZoneInfo.from_file(localtime, key="localtime")
     # No zone database: a fixed offset, right except across a DST change.
     return datetime.now().astimezone().tzinfo or UTC
+
+
+def first_instant_at_or_after(wall: datetime, zone: tzinfo) -> float:
+    """The first Unix time whose wall clock in ``zone`` reads ``wall`` or later."""
+    first = wall.replace(tzinfo=zone, fold=0).timestamp()
+    other = wall.replace(tzinfo=zone, fold=1).timestamp()
+    if other >= first:
+        return first  # a plain wall time, or the first of a fall-back's two
+    # A wall time a spring-forward skips: the first instant after it is the jump itself.
+    low, high = other, first
+    while high - low > 0.001:
+        middle = (low + high) / 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high
