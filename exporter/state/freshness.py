@@ -84,6 +84,10 @@ class FreshnessLedger:
         """Seconds fresh and seconds observed up to ``now``, outside the windows."""
         if self.since is None:
             return self.fresh_seconds, self.observed_seconds
+        if not self.windows:  # most groups, every scrape: no spans to sort
+            elapsed = max(0.0, now - self.since)
+            fresh = min(elapsed, max(0.0, self.stale_from - self.since))
+            return self.fresh_seconds + fresh, self.observed_seconds + elapsed
         spans = [(window.start, window.end) for window in self.windows]
         observed = uncovered_seconds(self.since, now, spans)
         fresh = uncovered_seconds(self.since, min(now, self.stale_from), spans)
