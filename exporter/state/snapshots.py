@@ -23,6 +23,21 @@ REASONS: tuple[FailureReason, ...] = tuple(FailureReason)
 GroupKey = tuple[str, str]
 
 
+# Groups polled alike (as often, as fast) have equal counts: one tuple serves them all, which
+# saves about 0.13 KiB a group. Bounded: emptied when full, the next polls fill it again.
+_SHARED_COUNTS: dict[tuple[int, ...], tuple[int, ...]] = {}
+_MAX_SHARED_COUNTS = 4096
+
+
+def _shared(counts: tuple[int, ...]) -> tuple[int, ...]:
+    shared = _SHARED_COUNTS.get(counts)
+    if shared is None:
+        if len(_SHARED_COUNTS) >= _MAX_SHARED_COUNTS:
+            _SHARED_COUNTS.clear()
+        _SHARED_COUNTS[counts] = shared = counts
+    return shared
+
+
 @dataclass(frozen=True, slots=True)
 class DurationHistogram:
     """Per-bucket (not cumulative) counts; the last slot counts what is above every bound."""
@@ -34,7 +49,7 @@ class DurationHistogram:
         slot = bisect.bisect_left(DURATION_BUCKETS, seconds)
         counts = list(self.counts)
         counts[slot] += 1
-        return DurationHistogram(tuple(counts), self.total + seconds)
+        return DurationHistogram(_shared(tuple(counts)), self.total + seconds)
 
     def cumulative(self) -> Iterator[tuple[float, int]]:
         running = 0
