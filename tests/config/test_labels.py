@@ -6,7 +6,14 @@ import pytest
 
 from exporter.config.labels import RESERVED_LABELS
 from exporter.config.load import parse_config
-from tests.helpers.configs import ENV, SECRET, doc, group, problems_of
+from tests.helpers.configs import (
+    ENV,
+    assert_exact_problems,
+    bad_config_params,
+    doc,
+    group,
+    problems_of,
+)
 
 # --- the table: text in, exact problems out ---------------------------------------------------
 
@@ -84,14 +91,10 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [pytest.param(text, expected, id=case) for case, text, expected in BAD_CONFIGS],
+    bad_config_params(BAD_CONFIGS),
 )
 def test_bad_config_gives_exact_problems(text: str, expected: list[str]) -> None:
-    problems = problems_of(text)
-    assert problems == expected
-    for problem in problems:
-        assert "\n" not in problem
-        assert SECRET not in problem
+    assert_exact_problems(text, expected)
 
 
 # --- labels -----------------------------------------------------------------------------------

@@ -10,7 +10,17 @@ from pydantic import SecretStr
 from exporter.config.errors import ConfigError
 from exporter.config.load import load_config, parse_config
 from exporter.config.model import Config
-from tests.helpers.configs import ENV, SECRET, doc, group, problems_of, target, write
+from tests.helpers.configs import (
+    ENV,
+    SECRET,
+    assert_exact_problems,
+    bad_config_params,
+    doc,
+    group,
+    problems_of,
+    target,
+    write,
+)
 
 # --- the table: text in, exact problems out ---------------------------------------------------
 
@@ -48,14 +58,10 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [pytest.param(text, expected, id=case) for case, text, expected in BAD_CONFIGS],
+    bad_config_params(BAD_CONFIGS),
 )
 def test_bad_config_gives_exact_problems(text: str, expected: list[str]) -> None:
-    problems = problems_of(text)
-    assert problems == expected
-    for problem in problems:
-        assert "\n" not in problem
-        assert SECRET not in problem
+    assert_exact_problems(text, expected)
 
 
 # --- load_config: the file named in every problem -------------------------------------------

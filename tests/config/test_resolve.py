@@ -18,7 +18,15 @@ from exporter.config.model import (
     ThresholdValues,
 )
 from exporter.config.schedule import DataPeriods, Granularity
-from tests.helpers.configs import ENV, SECRET, doc, group, problems_of, target
+from tests.helpers.configs import (
+    ENV,
+    SECRET,
+    assert_exact_problems,
+    bad_config_params,
+    doc,
+    group,
+    target,
+)
 
 HOUR = 3600.0
 BUILT_IN_DATA_LAG = ThresholdValues(26 * HOUR, 50 * HOUR)
@@ -121,14 +129,10 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [pytest.param(text, expected, id=case) for case, text, expected in BAD_CONFIGS],
+    bad_config_params(BAD_CONFIGS),
 )
 def test_bad_config_gives_exact_problems(text: str, expected: list[str]) -> None:
-    problems = problems_of(text)
-    assert problems == expected
-    for problem in problems:
-        assert "\n" not in problem
-        assert SECRET not in problem
+    assert_exact_problems(text, expected)
 
 
 # --- a valid configuration, resolved ---------------------------------------------------------

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.configs import SECRET, doc, group, problems_of, target
+from tests.helpers.configs import (
+    assert_exact_problems,
+    bad_config_params,
+    doc,
+    group,
+    target,
+)
 
 # --- the table: text in, exact problems out ---------------------------------------------------
 
@@ -381,11 +387,7 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [pytest.param(text, expected, id=case) for case, text, expected in BAD_CONFIGS],
+    bad_config_params(BAD_CONFIGS),
 )
 def test_bad_config_gives_exact_problems(text: str, expected: list[str]) -> None:
-    problems = problems_of(text)
-    assert problems == expected
-    for problem in problems:
-        assert "\n" not in problem
-        assert SECRET not in problem
+    assert_exact_problems(text, expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,20 @@ def group(extra: str = "", *, name: str = "sales", on: str = "prod", plans: str 
     """One entry of ``groups``; ``plans`` replaces the default ``plan_ids: [p1, p2]``."""
     plan_lines = plans if plans else "    plan_ids: [p1, p2]\n"
     return f"  - name: {name}\n    target: {on}\n{plan_lines}{extra}"
+
+
+def bad_config_params(cases: list[tuple[str, str, list[str]]]) -> list[Any]:
+    """A BAD_CONFIGS table (case, config text, expected problems) as pytest parameters."""
+    return [pytest.param(text, expected, id=case) for case, text, expected in cases]
+
+
+def assert_exact_problems(text: str, expected: list[str]) -> None:
+    """The config's problems are exactly ``expected``: one line each, no secret in any."""
+    problems = problems_of(text)
+    assert problems == expected
+    for problem in problems:
+        assert "\n" not in problem
+        assert SECRET not in problem
 
 
 def problems_of(text: str, environ: dict[str, str] | None = None) -> list[str]:
