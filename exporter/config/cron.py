@@ -22,10 +22,9 @@ _NAMES = {
 _TERM = re.compile(r"(?:\*|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?")
 
 
-def cron_trigger(expression: str, zone: tzinfo) -> str:
+def parse_crontab(expression: str) -> str:
     """The expression as cronsim reads it; ValueError with the reason when it is no crontab
-    expression or never fires. ``zone`` is unused: fires are computed on the wall clock."""
-    del zone
+    expression or never fires. It has no zone: fires are computed on the wall clock."""
     if not expression.isascii():
         # Only cron's own digits and names: not other scripts' digits ("٣"), nor no-break spaces.
         raise ValueError(
@@ -87,7 +86,7 @@ def _value(index: int, text: str, *, end: bool) -> int:
     return int(text)
 
 
-def last_fire(trigger: str, zone: tzinfo, moment: int) -> int | None:
+def last_fire(crontab: str, zone: tzinfo, moment: int) -> int | None:
     """The last fire at or before ``moment`` (Unix seconds).
 
     Fires are wall times in ``zone``, each at its first occurrence: a wall time the fall-back
@@ -97,7 +96,7 @@ def last_fire(trigger: str, zone: tzinfo, moment: int) -> int | None:
     # After a fall-back, wall times ahead of the moment's (its repeated hour) fired before it.
     latest = _wall(moment, zone) + timedelta(seconds=max(0, -_jump(moment, zone)))
     best: int | None = None
-    for wall in CronSim(trigger, latest + _SECOND, reverse=True):
+    for wall in CronSim(crontab, latest + _SECOND, reverse=True):
         fire = _instant(wall, zone)
         if fire <= moment and (best is None or fire > best):
             best = fire
@@ -107,17 +106,17 @@ def last_fire(trigger: str, zone: tzinfo, moment: int) -> int | None:
     return best
 
 
-def next_fire(trigger: str, zone: tzinfo, fire: int) -> int | None:
+def next_fire(crontab: str, zone: tzinfo, fire: int) -> int | None:
     """The fire after ``fire``."""
-    return first_fire(trigger, zone, fire + 1)
+    return first_fire(crontab, zone, fire + 1)
 
 
-def first_fire(trigger: str, zone: tzinfo, moment: int) -> int | None:
+def first_fire(crontab: str, zone: tzinfo, moment: int) -> int | None:
     """The first fire at or after ``moment``, fires read as in ``last_fire``."""
     # Just after a spring-forward, the wall times it skipped fire after the moment.
     earliest = _wall(moment, zone) - timedelta(seconds=max(0, _jump(moment, zone)))
     best: int | None = None
-    for wall in CronSim(trigger, earliest - _SECOND):
+    for wall in CronSim(crontab, earliest - _SECOND):
         fire = _instant(wall, zone)
         if fire >= moment and (best is None or fire < best):
             best = fire

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from exporter.config.calendars import BusinessCalendar
-from exporter.config.cron import cron_trigger, first_fire, last_fire
+from exporter.config.cron import first_fire, last_fire, parse_crontab
 from exporter.config.zones import first_instant_at_or_after
 
 # How many days off in a row a fire is looked past on a calendar (a cron that fires only on
@@ -72,7 +72,7 @@ class Schedule:
     refresh_cron: str
     zone: tzinfo
     grace: float
-    trigger: str = field(compare=False, repr=False)  # the expression as cronsim reads it
+    crontab: str = field(compare=False, repr=False)  # the expression as cronsim reads it
     _cache: _Cache = field(default_factory=_Cache, compare=False, repr=False)
     # A fire on a day that is not a business day of the calendar sets no deadline.
     calendar: BusinessCalendar | None = None
@@ -117,22 +117,22 @@ class Schedule:
     def _first(self, moment: int) -> int | None:
         """The first fire at or after ``moment`` that is on a business day (any day without a
         calendar)."""
-        fire = first_fire(self.trigger, self.zone, moment)
+        fire = first_fire(self.crontab, self.zone, moment)
         for _ in range(_DAYS_OFF_LIMIT):
             if fire is None or self.calendar is None or self.calendar.today_is_business_day(fire):
                 return fire
             _, day_end = self.calendar.day_span(fire)
-            fire = first_fire(self.trigger, self.zone, max(fire + 1, math.ceil(day_end)))
+            fire = first_fire(self.crontab, self.zone, max(fire + 1, math.ceil(day_end)))
         return None
 
     def _last(self, moment: int) -> int | None:
         """The last fire at or before ``moment`` on a business day, as ``_first``."""
-        fire = last_fire(self.trigger, self.zone, moment)
+        fire = last_fire(self.crontab, self.zone, moment)
         for _ in range(_DAYS_OFF_LIMIT):
             if fire is None or self.calendar is None or self.calendar.today_is_business_day(fire):
                 return fire
             day_start, _ = self.calendar.day_span(fire)
-            fire = last_fire(self.trigger, self.zone, min(fire - 1, math.ceil(day_start) - 1))
+            fire = last_fire(self.crontab, self.zone, min(fire - 1, math.ceil(day_start) - 1))
         return None
 
     def _window(self, fire: int, following: int | None) -> _Window:
@@ -149,7 +149,7 @@ def make_schedule(
 ) -> Schedule:
     """A schedule, shared by every group (and every reload) with the same settings, so its
     deadline is computed once for all of them. Raises ValueError for a bad expression."""
-    return Schedule(refresh_cron, zone, grace, cron_trigger(refresh_cron, zone), calendar=calendar)
+    return Schedule(refresh_cron, zone, grace, parse_crontab(refresh_cron), calendar=calendar)
 
 
 @dataclass(frozen=True, slots=True)

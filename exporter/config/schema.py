@@ -7,7 +7,7 @@ checked one by one here; what needs several keys at once is checked in ``resolve
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from exporter.config.calendars import WEEKDAYS, check_country
-from exporter.config.cron import cron_trigger
+from exporter.config.cron import parse_crontab
 from exporter.config.durations import parse_duration
 from exporter.config.labels import RawLabels
 from exporter.config.maintenance import MaintenanceList
@@ -138,7 +138,7 @@ class ScheduleSettings(_Model):
     @classmethod
     def _check_cron(cls, expression: str | None) -> str | None:
         if expression:
-            cron_trigger(expression, UTC)
+            parse_crontab(expression)
         return expression
 
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from exporter.config.cron import cron_trigger, first_fire, last_fire, next_fire
+from exporter.config.cron import first_fire, last_fire, next_fire, parse_crontab
 from exporter.config.schedule import (
     DataPeriods,
     Deadline,
@@ -37,7 +37,7 @@ def utc(*fields: int) -> float:
 
 def fresh(schedule: Schedule) -> Schedule:
     """The same schedule without the shared cache, for a computation from scratch."""
-    return Schedule(schedule.refresh_cron, schedule.zone, schedule.grace, schedule.trigger)
+    return Schedule(schedule.refresh_cron, schedule.zone, schedule.grace, schedule.crontab)
 
 
 # --- deadlines ---------------------------------------------------------------------------------
@@ -187,14 +187,14 @@ def test_schedules_with_the_same_settings_share_one_cache() -> None:
 )
 def test_bad_expressions_are_refused_with_the_reason(expression: str, reason: str) -> None:
     with pytest.raises(ValueError, match=r"^invalid cron expression ") as caught:
-        cron_trigger(expression, UTC)
+        parse_crontab(expression)
     assert reason in str(caught.value)
     assert repr(expression) in str(caught.value)
 
 
 def fires(cron: str, zone: ZoneInfo, start: float, count: int) -> list[str]:
     """The first ``count`` fires at or after ``start``, as wall times in ``zone``."""
-    trigger, moment, found = cron_trigger(cron, zone), int(start), []
+    trigger, moment, found = parse_crontab(cron), int(start), []
     for _ in range(count):
         fire = first_fire(trigger, zone, moment)
         assert fire is not None
@@ -309,7 +309,7 @@ def test_expressions_accepted_before_keep_their_fires(cron: str, zone: ZoneInfo)
     start, end = int(utc(2025, 1, 1)), int(utc(2026, 1, 1))
     expected = apscheduler_fires(cron, zone, start - 200 * int(DAY), end + 125 * int(DAY))
     inside = [fire for fire in expected if start <= fire < end]
-    trigger = cron_trigger(cron, zone)
+    trigger = parse_crontab(cron)
     found, fire = [], first_fire(trigger, zone, start)
     while fire is not None and fire < end:
         found.append(fire)
@@ -340,7 +340,7 @@ def test_expressions_accepted_before_keep_their_fires(cron: str, zone: ZoneInfo)
 
 def test_a_search_across_a_dst_change_finds_every_fire() -> None:
     # APScheduler came from 15 March to 1 May in Berlin, past 1 April (after the spring-forward).
-    trigger = cron_trigger("0 0 1 * *", BERLIN)
+    trigger = parse_crontab("0 0 1 * *")
     assert first_fire(trigger, BERLIN, int(at(BERLIN, 2025, 3, 15))) == at(BERLIN, 2025, 4, 1)
     assert last_fire(trigger, BERLIN, int(at(BERLIN, 2025, 4, 15))) == at(BERLIN, 2025, 4, 1)
 
