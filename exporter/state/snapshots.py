@@ -177,13 +177,27 @@ def next_snapshot(
         changes=previous.changes.after(result.reading, now)
         if result.reading is not None
         else previous.changes,
-        freshness=previous.freshness.restarted(
-            now.timestamp(),
-            stale_from(previous.group, result.reading),
-            previous.group.maintenance,
-        )
+        freshness=_next_freshness(previous, result.reading, now)
         if result.reading is not None
         else previous.freshness,
+    )
+
+
+def _next_freshness(previous: GroupSnapshot, reading: Reading, now: datetime) -> FreshnessLedger:
+    ledger = previous.freshness
+    last = previous.reading
+    if (
+        ledger.since is not None
+        and last is not None
+        and (last.has_not_ready, last.latest_data_time, last.latest_refresh_time)
+        == (reading.has_not_ready, reading.latest_data_time, reading.latest_refresh_time)
+    ):
+        # The same times under the same group go stale at the same instant: the interval
+        # goes on as it is, without computing that instant again (a cron lookup with a
+        # schedule) on every poll.
+        return ledger
+    return ledger.restarted(
+        now.timestamp(), stale_from(previous.group, reading), previous.group.maintenance
     )
 
 

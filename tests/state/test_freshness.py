@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -303,3 +304,14 @@ def test_the_counters_never_go_back_when_the_clock_does() -> None:
     assert _totals(earlier, 2) == (2 * HOUR, 2 * HOUR)
     fresh, observed = _totals(earlier, 0.25)
     assert (fresh, observed) == (HOUR, HOUR)
+
+
+def test_the_same_times_again_keep_the_interval_going() -> None:
+    # Data 8h old at NOW, polled again unchanged (another traceId) an hour later.
+    first = _ok(8 * HOUR, HOUR, NOW)
+    snapshot = next_snapshot(GroupSnapshot(_group()), first, NOW)
+    assert first.reading is not None
+    again = PollResult(replace(first.reading, trace_id="trace-2"), None, 0.1)
+    polled = next_snapshot(snapshot, again, _at(1))
+    assert polled.freshness is snapshot.freshness
+    assert _totals(polled, 3) == (2 * HOUR, 3 * HOUR)
