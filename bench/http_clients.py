@@ -116,6 +116,31 @@ async def _httpx_aiohttp(url: str, plans: Sequence[str], requests: int, concurre
         return await _run_workers(send, requests, concurrency, len(plans))
 
 
+async def _httpx_aiohttp_transport(
+    url: str, plans: Sequence[str], requests: int, concurrency: int
+) -> int:
+    """The same transport, its public handle_async_request called without an AsyncClient."""
+    bodies = _bodies(plans)
+
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+
+    transport = AiohttpTransport(client=session)
+
+    async def send(plan: int) -> bool:
+        request = httpx.Request("POST", url, content=bodies[plan], headers=HEADERS)
+        response = await transport.handle_async_request(request)
+        try:
+            return _ok(json.loads(await response.aread()))
+        finally:
+            await response.aclose()
+
+    try:
+        return await _run_workers(send, requests, concurrency, len(plans))
+    finally:
+        await transport.aclose()
+
+
 async def _can_client(base_url: str, plans: Sequence[str], requests: int, concurrency: int) -> int:
     # Imported here, from whichever checkout main() put first on the path.
     from exporter.can.client import CanClient  # noqa: PLC0415
@@ -162,6 +187,7 @@ CLIENTS: dict[str, tuple[Client, bool]] = {
     "aiohttp": (_aiohttp, True),
     "httpx": (_httpx, True),
     "httpx-aiohttp": (_httpx_aiohttp, True),
+    "httpx-aiohttp-transport": (_httpx_aiohttp_transport, True),
     "canclient": (_can_client, False),
 }
 

@@ -8,8 +8,9 @@ Run by hand (see bench/README.md, "Transports"):
 It starts the CAN simulator (this checkout's, bench/run.py's scenario) on a free 127.0.0.1 port
 and runs each client in a fresh child process (bench/http_clients.py), one after another: a raw
 asyncio client (the floor), aiohttp alone, httpx on its own transport (10 clients of 5
-connections), httpx over httpx-aiohttp's AiohttpTransport (one client), and the exporter's own
-``CanClient`` (this checkout's, and with --source that of another checkout beside it). Per
+connections), httpx over httpx-aiohttp's AiohttpTransport (one client, and the same transport
+called without a client), and the exporter's own ``CanClient`` (this checkout's, and with
+--source that of another checkout beside it). Per
 client it prints the cycle against the ideal N·L/C, the client's CPU per request, and the TCP
 connections the simulator accepted for it (its /-/stats). With --repeat, the rounds interleave
 the clients and the table shows each one's median run.
@@ -106,6 +107,7 @@ def candidates(args: argparse.Namespace) -> list[Candidate]:
             "httpx",
         ),
         Candidate("httpx over AiohttpTransport, 1 client", "httpx-aiohttp"),
+        Candidate("AiohttpTransport's handle_async_request, no client", "httpx-aiohttp-transport"),
         Candidate("CanClient, this checkout", "canclient", REPO_ROOT),
     ]
     if args.source is not None:

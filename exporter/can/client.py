@@ -1,8 +1,14 @@
 """HTTP client for one CAN target: requests, limits and failure classification.
 
-``CanClient`` sends through an ``httpx.AsyncClient`` configured with public parameters only.
-Its transport is a seam: the daemon's is httpx's API over aiohttp (exporter.can.transport);
-tests pass httpx's own, which pytest-httpx fakes.
+``CanClient`` builds ``httpx.Request`` objects and sends them through an httpx transport's
+public ``handle_async_request``, getting ``httpx.Response`` objects and httpx's errors back.
+The transport is a seam: the daemon's is httpx's transport API over aiohttp
+(exporter.can.transport); tests pass httpx's own, which pytest-httpx fakes.
+
+It does not go through ``httpx.AsyncClient``: everything the client adds above its transport
+is something a poll turns off (redirects, cookies, auth flows, proxy mounts, event hooks), and
+those layers cost about a sixth of a poll's CPU, enough to decide whether a 10,000-group first
+cycle meets its goal (bench/README.md, "Transports").
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Protocol
 
 import httpx
@@ -72,14 +77,9 @@ class CanClient:
                 "user-agent": _USER_AGENT,
             }
         )
-        self._http = httpx.AsyncClient(
-            transport=transport if transport is not None else default_transport(target),
-            # CAN's API keeps no session: a cookie it (or a gateway) sets is neither kept (a
-            # jar would grow with every new name) nor sent back.
-            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        # Nothing above the transport: a redirect is an answer like any other (not 200, so a
+        # failure), and a cookie CAN (or a gateway) sets is neither kept nor sent back.
+        self._transport = transport if transport is not None else default_transport(target)
         self._url = httpx.URL(target.url + LATEST_TIME_PATH)
         self._closed = False
         self._limiter = RateLimiter(target.rate_limit) if target.rate_limit else None
@@ -153,7 +153,7 @@ class CanClient:
             # httpx's timeout bounds each phase; the deadline bounds the whole exchange,
             # so a server trickling bytes cannot hold a poll past its timeout.
             async with asyncio.timeout(remaining):
-                response = await self._http.send(request, stream=True)
+                response = await self._transport.handle_async_request(request)
                 try:
                     status = response.status_code
                     coding = _content_coding(response.headers)
@@ -183,7 +183,7 @@ class CanClient:
 
     async def aclose(self) -> None:
         self._closed = True
-        await self._http.aclose()
+        await self._transport.aclose()
 
 
 class _RetryableError(Exception):
