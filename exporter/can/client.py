@@ -50,7 +50,7 @@ class TransportFactory(Protocol):
 
 
 # What a CanClient built without a transport sends through. Unit tests set httpx's own here
-# (tests/unit/conftest.py), which pytest-httpx fakes.
+# (tests/conftest.py), which pytest-httpx fakes.
 default_transport: TransportFactory = aiohttp_transport
 
 
