@@ -48,7 +48,7 @@ from exporter.polling.reconcile import (
 )
 from exporter.polling.resilience import Circuit, CircuitChange, backoff_delay
 from exporter.polling.run import Asker
-from exporter.polling.workers import TargetWorkers
+from exporter.polling.workers import JOBSTORE, TargetWorkers
 from exporter.state.snapshots import (
     GroupKey,
     GroupSnapshot,
@@ -370,6 +370,7 @@ class Poller:
             ),
             args=[group.key],
             id=_job_id(group.key),
+            jobstore=JOBSTORE,
             name=f"poll {group.target}/{group.name}",
             max_instances=1,
             coalesce=True,

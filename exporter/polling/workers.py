@@ -27,6 +27,9 @@ log = logging.getLogger("exporter.workers")
 
 # (job, run_times) as APScheduler hands them over; Any because APScheduler 3 is untyped.
 _Run = tuple[Any, list[Any]]
+# The job store the poller adds every job to, named in the events of their runs. (APScheduler's
+# own executors read it from the job's private attribute.)
+JOBSTORE = "default"
 
 
 class TargetWorkers(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 has no type hints
@@ -70,9 +73,7 @@ class TargetWorkers(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 has no
         while queue and self._accepting:
             job, run_times = queue.popleft()
             try:
-                events = await run_coroutine_job(
-                    job, job._jobstore_alias, run_times, self._logger.name
-                )
+                events = await run_coroutine_job(job, JOBSTORE, run_times, self._logger.name)
             except asyncio.CancelledError:
                 self._run_job_error(job.id, *sys.exc_info()[1:])
                 raise

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pytest_httpx import HTTPXMock
 
@@ -16,7 +17,7 @@ from exporter.clock import SystemClock
 from exporter.config.load import parse_config
 from exporter.config.model import Config
 from exporter.polling.poller import Poller
-from exporter.polling.workers import TargetWorkers
+from exporter.polling.workers import JOBSTORE, TargetWorkers
 from exporter.state.snapshots import GroupKey, SnapshotStore
 from tests.helpers.builders import CAN_OK_BODY
 
@@ -171,3 +172,26 @@ async def test_a_run_due_while_the_group_is_queued_or_out_is_dropped_quietly(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     dropped = [r for r in caplog.records if r.getMessage().startswith("poll already queued")]
     assert {r.__dict__["job"] for r in dropped} == {"t/a", "t/b"}
+
+
+async def test_a_run_s_event_names_the_store_its_job_is_in() -> None:
+    """APScheduler's listeners learn where a job lives from its run's event; the workers name
+    the store the poller adds every job to (a running scheduler refuses a store it lacks),
+    without the job's private attribute."""
+    events: list[JobExecutionEvent] = []
+    scheduler = AsyncIOScheduler(timezone=UTC, executors={"default": TargetWorkers(lambda _: 1)})
+    scheduler.add_listener(events.append, EVENT_JOB_EXECUTED)
+
+    async def poll(key: GroupKey) -> None:
+        pass
+
+    scheduler.start()
+    try:
+        scheduler.add_job(
+            poll, "date", run_date=datetime.now(UTC), args=[("t", "a")], id="t/a",
+            jobstore=JOBSTORE,
+        )  # fmt: skip
+        await _until(lambda: len(events) == 1, "the run's event")
+    finally:
+        scheduler.shutdown(wait=False)
+    assert (events[0].job_id, events[0].jobstore) == ("t/a", JOBSTORE)
