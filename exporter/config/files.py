@@ -89,6 +89,15 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     return data
 
 
+def read_text_file(path: Path, limit: int) -> str:
+    """``read_regular_file``'s content as UTF-8 text; content that is not is a FileReadError."""
+    data = read_regular_file(path, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileReadError(path, type(exc).__name__, unreadable=True) from None
+
+
 def format_size(size: int) -> str:
     """``64 KiB``, ``16 MiB``: a bound as the README writes it."""
     for unit, scale in (("MiB", MIB), ("KiB", KIB)):

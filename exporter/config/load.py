@@ -19,7 +19,7 @@ from exporter.config.expand import expand_env
 from exporter.config.files import (
     CONFIG_FILE_MAX_BYTES,
     FileReadError,
-    read_regular_file,
+    read_text_file,
 )
 from exporter.config.model import Config
 from exporter.config.proxy import inline_proxy_secrets
@@ -28,7 +28,6 @@ from exporter.config.schema import ConfigFile
 from exporter.config.yamlfile import (
     YamlError,
     load_yaml,
-    os_reason,
     validation_problems,
 )
 from exporter.redact import MIN_SECRET_LENGTH, redact
@@ -49,11 +48,9 @@ def load_config(
     default) is when maintenance windows that have ended are ignored from."""
     source = str(path)
     try:
-        text = read_regular_file(Path(path), CONFIG_FILE_MAX_BYTES).decode("utf-8")
+        text = read_text_file(Path(path), CONFIG_FILE_MAX_BYTES)
     except FileReadError as exc:
         raise ConfigError([exc.describe("config file")], source) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"cannot read config file: {os_reason(exc)}"], source) from None
     try:
         return parse_config(text, environ, base_dir=Path(path).parent, source=source, now=now)
     except ConfigError as exc:

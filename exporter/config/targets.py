@@ -14,6 +14,7 @@ from exporter.config.files import (
     SECRET_FILE_MAX_BYTES,
     FileReadError,
     read_regular_file,
+    read_text_file,
 )
 from exporter.config.model import (
     AuthType,
@@ -63,11 +64,9 @@ def resolve_target(
 def _read_auth_value(path: Path | None, auth_type: AuthType) -> SecretStr:
     assert path is not None  # AuthSettings guarantees value or value_file
     try:
-        value = read_regular_file(path, SECRET_FILE_MAX_BYTES).decode("utf-8").strip()
+        value = read_text_file(path, SECRET_FILE_MAX_BYTES).strip()
     except FileReadError as exc:
         raise ValueError(f"auth.value_file: {exc.describe()}") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"auth.value_file: cannot read {path}: {os_reason(exc)}") from None
     if not value:
         raise ValueError(f"auth.value_file: {path} is empty")
     problem = auth_value_problem(value, auth_type)

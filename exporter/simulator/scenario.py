@@ -27,9 +27,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from exporter.config.durations import parse_duration
-from exporter.config.files import CONFIG_FILE_MAX_BYTES, FileReadError, read_regular_file
+from exporter.config.files import CONFIG_FILE_MAX_BYTES, FileReadError, read_text_file
 from exporter.config.model import AuthType
-from exporter.config.yamlfile import YamlError, load_yaml, os_reason, validation_problems
+from exporter.config.yamlfile import YamlError, load_yaml, validation_problems
 from exporter.config.zones import load_zone
 
 DEMO_SCENARIO_PATH = Path(__file__).parent / "scenarios" / "demo.yml"
@@ -235,11 +235,9 @@ class Scenario(BaseModel):
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file, raising `ScenarioError` with one line per problem."""
     try:
-        text = read_regular_file(Path(path), CONFIG_FILE_MAX_BYTES).decode("utf-8")
+        text = read_text_file(Path(path), CONFIG_FILE_MAX_BYTES)
     except FileReadError as exc:
         raise ScenarioError([f"{exc.describe('file')} (file={path})"]) from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError([f"cannot read file: {os_reason(exc)} (file={path})"]) from None
     try:
         data = load_yaml(text)
     except YamlError as exc:

@@ -38,12 +38,11 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from exporter.config.files import (
     WEB_CONFIG_FILE_MAX_BYTES,
     FileReadError,
-    read_regular_file,
+    read_text_file,
 )
 from exporter.config.yamlfile import (
     YamlError,
     load_yaml,
-    os_reason,
     validation_problems,
 )
 from exporter.redact import MASK, MIN_SECRET_LENGTH, redact
@@ -149,11 +148,9 @@ def load_web_config(path: str | Path) -> WebConfig:
     """Read and validate the web config file at ``path``, including a trial TLS context."""
     source = str(path)
     try:
-        text = read_regular_file(Path(path), WEB_CONFIG_FILE_MAX_BYTES).decode("utf-8")
+        text = read_text_file(Path(path), WEB_CONFIG_FILE_MAX_BYTES)
     except FileReadError as exc:
         raise WebConfigError([exc.describe("web config file")], source) from None
-    except UnicodeDecodeError as exc:
-        raise WebConfigError([f"cannot read web config file: {os_reason(exc)}"], source) from None
     try:
         return parse_web_config(text, base_dir=Path(path).parent, source=source)
     except WebConfigError as exc:

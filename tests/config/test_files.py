@@ -24,6 +24,7 @@ from exporter.config.files import (
     FileReadError,
     format_size,
     read_regular_file,
+    read_text_file,
 )
 from exporter.config.load import load_config, parse_config
 from exporter.daemon.filewatch import FileWatcher, file_digest
@@ -92,6 +93,14 @@ def reason_of(path: Path, limit: int = SECRET_FILE_MAX_BYTES) -> str:
 def test_a_regular_file_is_read_whole(tmp_path: Path) -> None:
     path = write(tmp_path / "key", b"abc\n")
     assert read_regular_file(path, 4) == b"abc\n"
+
+
+def test_text_that_is_not_utf8_is_a_read_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "latin1.yml", "café: 1\n".encode("latin-1"))
+    assert read_text_file(write(tmp_path / "ok.yml", "café: 1\n".encode()), 64) == "café: 1\n"
+    with pytest.raises(FileReadError) as caught:
+        read_text_file(path, 64)
+    assert caught.value.describe("config file") == "cannot read config file: UnicodeDecodeError"
 
 
 def test_a_symlink_to_a_regular_file_is_followed(tmp_path: Path) -> None:
@@ -179,6 +188,20 @@ def value_file_problems(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         within_deadline(lambda: parse_config(value_file_config(path), environ={}))
     return caught.value.problems
+
+
+def test_value_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = write(tmp_path / "key", b"\xff" + SECRET.encode())
+    assert value_file_problems(path) == [
+        f"targets[0].auth.value_file: cannot read {path}: UnicodeDecodeError"
+    ]
+
+
+def test_web_config_that_is_not_utf8(tmp_path: Path) -> None:
+    path = write(tmp_path / "web.yml", b"\xfftls_server_config: {}\n")
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == ["cannot read web config file: UnicodeDecodeError"]
 
 
 def test_value_file_that_is_a_fifo(fifo: Path) -> None:
