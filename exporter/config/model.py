@@ -120,6 +120,8 @@ class Config:
     groups: tuple[Group, ...]
     source: str | None = None
     warnings: tuple[str, ...] = ()
+    # Each target's own maintenance windows (its groups carry them too), by target name.
+    target_maintenance: Mapping[str, tuple[MaintenanceWindow, ...]] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
         return [

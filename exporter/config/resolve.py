@@ -104,6 +104,7 @@ def resolve(
         groups=tuple(groups),
         source=source,
         warnings=(*warnings, *_suspicious(groups)),
+        target_maintenance={name: windows for name, windows in target_windows.items() if windows},
     )
 
 

@@ -44,7 +44,7 @@ class CanCollector(Collector):
         now = self._clock.now().timestamp()
         families = Families()
         snapshots = self._store.snapshots()
-        write_targets(families, self._store.targets(), snapshots, now)
+        write_targets(families, self._store.targets(), now)
         for snapshot in snapshots:
             write_group(families, snapshot, now)
         return families.all()

@@ -72,7 +72,7 @@ class Exposition:
         now = self._clock.now().timestamp()
         text = _Text()
         snapshots = self._store.snapshots()
-        write_targets(text, self._store.targets(), snapshots, now)
+        write_targets(text, self._store.targets(), now)
         for count, snapshot in enumerate(snapshots, start=1):
             write_group(text, snapshot, now)
             if count % _FLUSH_EVERY == 0:

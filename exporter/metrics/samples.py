@@ -16,7 +16,7 @@ from typing import Protocol
 
 from exporter.can.models import Reading
 from exporter.config.calendars import BusinessCalendar
-from exporter.config.maintenance import MaintenanceWindow, active, active_end
+from exporter.config.maintenance import active, active_end
 from exporter.config.model import Group, ThresholdValues
 from exporter.metrics import declarations as m
 from exporter.state.snapshots import REASONS, DurationHistogram, GroupSnapshot, TargetSnapshot
@@ -58,18 +58,12 @@ def write_target(out: Sink, target: TargetSnapshot) -> None:
     out.target(m.TARGET_REQUESTS, target.name, float(target.requests_sent))
 
 
-def write_targets(
-    out: Sink, targets: Sequence[TargetSnapshot], snapshots: Sequence[GroupSnapshot], now: float
-) -> None:
-    """Every target's samples. Its own maintenance windows are on each of its groups (marked
-    from_target): a group's own window does not put the target in maintenance."""
-    own: dict[str, set[MaintenanceWindow]] = {}
-    for snapshot in snapshots:
-        group = snapshot.group
-        own.setdefault(group.target, set()).update(w for w in group.maintenance if w.from_target)
+def write_targets(out: Sink, targets: Sequence[TargetSnapshot], now: float) -> None:
+    """Every target's samples. Only the target's own windows put it in maintenance, not
+    one of its groups'."""
     for target in targets:
         write_target(out, target)
-        in_force = active(own.get(target.name, ()), now)
+        in_force = active(target.maintenance, now)
         out.target(m.TARGET_MAINTENANCE, target.name, 1.0 if in_force else 0.0)
 
 

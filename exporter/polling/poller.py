@@ -240,7 +240,7 @@ class Poller:
         snapshot = next_snapshot(previous, result, now, plan_results)
         self._store.put(replace(snapshot, next_poll_time=self._next_poll_time(snapshot, now)))
         log_outcome(group, previous, result, plan_results, now)
-        self._store.put_target(TargetSnapshot(group.target, circuit.is_open, client.requests_sent))
+        self._store.update_target(group.target, circuit.is_open, client.requests_sent)
         if change is not None:
             self._circuit_changed(group.target, change, circuit)
         self._mark_polled(key)
@@ -314,6 +314,8 @@ class Poller:
             self._clients.replace(name, config.targets[name])
             self._store.put_target(TargetSnapshot(name))
         self._targets = dict(config.targets)
+        for name in config.targets:  # a window a reload adds is in force at once
+            self._store.set_target_maintenance(name, config.target_maintenance.get(name, ()))
 
     def _add_group(self, group: Group) -> None:
         self._groups[group.key] = group

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from exporter.can.models import FailureReason, PollResult, Reading
+from exporter.config.maintenance import MaintenanceWindow
 from exporter.config.model import Group
 from exporter.state.freshness import NOT_YET_KNOWN, FreshnessLedger, stale_from
 
@@ -241,6 +242,8 @@ class TargetSnapshot:
     name: str
     circuit_open: bool = False
     requests_sent: int = 0
+    # The target's own maintenance windows, from its config.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
 
 class SnapshotStore:
@@ -253,6 +256,16 @@ class SnapshotStore:
 
     def put_target(self, snapshot: TargetSnapshot) -> None:
         self._targets[snapshot.name] = snapshot
+
+    def update_target(self, name: str, circuit_open: bool, requests_sent: int) -> None:
+        """What a poll learnt of the target; its maintenance windows stay as they were set."""
+        windows = known.maintenance if (known := self._targets.get(name)) else ()
+        self._targets[name] = TargetSnapshot(name, circuit_open, requests_sent, windows)
+
+    def set_target_maintenance(self, name: str, windows: tuple[MaintenanceWindow, ...]) -> None:
+        """The target's own windows, as its config now says."""
+        known = self._targets.get(name) or TargetSnapshot(name)
+        self._targets[name] = replace(known, maintenance=windows)
 
     def remove_target(self, name: str) -> None:
         self._targets.pop(name, None)

@@ -64,6 +64,8 @@ def test_inheritance_target_always_group_replaces_defaults() -> None:
         "own": [("target", True), ("own", False)],
         "cleared": [("target", True)],
     }
+    # The target's own windows, for aloudata_can_target_maintenance.
+    assert [w.reason for w in config.target_maintenance["prod"]] == ["target"]
 
 
 def test_a_window_that_has_ended_is_ignored_with_a_warning() -> None:

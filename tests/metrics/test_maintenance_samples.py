@@ -22,12 +22,16 @@ OPS = {"target": "prod", "group": "ops"}
 
 
 def _store(*groups_windows: tuple[str, tuple[MaintenanceWindow, ...]]) -> SnapshotStore:
+    """Groups of target prod with their windows; as config resolution does, the target's own
+    (from_target) windows are on each of its groups and on the target."""
     store = SnapshotStore()
+    own: set[MaintenanceWindow] = set()
     for name, windows in groups_windows:
         group = replace(make_group(name), maintenance=windows)
         ok = PollResult(make_reading(), None, 0.1)
         store.put(next_snapshot(GroupSnapshot(group), ok, NOW))
-    store.put_target(TargetSnapshot("prod"))
+        own.update(window for window in windows if window.from_target)
+    store.put_target(TargetSnapshot("prod", maintenance=tuple(own)))
     return store
 
 

@@ -79,3 +79,16 @@ async def test_a_reload_adding_a_window_for_now_puts_the_groups_in_maintenance(
     assert after[("aloudata_can_target_maintenance", "prod")] == 1
     clock.at = NOW + timedelta(hours=2)
     assert _samples(store, clock)[("aloudata_can_observed_seconds_total", "a")] == 3600
+
+
+async def test_a_target_window_shows_on_a_target_without_groups_here(
+    poller: Poller, store: SnapshotStore, clock: FixedClock
+) -> None:
+    """A target whose groups are all on other shards (here: it has none) is still in its own
+    window, and a reload that takes the window away takes the target out at once."""
+    lonely = CONFIG.partition("groups:")[0].replace("TARGET_MAINTENANCE\n", WINDOW)
+    clock.at = NOW + timedelta(hours=1)
+    poller.apply(parse_config(lonely, environ={}, now=clock.at.timestamp()))
+    assert _samples(store, clock) == {("aloudata_can_target_maintenance", "prod"): 1}
+    poller.apply(parse_config(lonely.replace(WINDOW, ""), environ={}, now=clock.at.timestamp()))
+    assert _samples(store, clock) == {("aloudata_can_target_maintenance", "prod"): 0}
